@@ -1,0 +1,41 @@
+"""Chooses the frame codec: the C extension unless it is missing or disabled.
+
+Set ``WSFRAME_NO_EXTENSIONS=1`` to use the pure-Python codec even when the C
+extension is installed. ``implementation`` says which one is in use.
+"""
+
+from __future__ import annotations
+
+import os
+
+if os.environ.get("WSFRAME_NO_EXTENSIONS", "") not in ("", "0"):
+    from . import _codec_py as _impl
+else:
+    try:
+        from . import _codec_c as _impl  # type: ignore[no-redef]
+    except ImportError:
+        from . import _codec_py as _impl
+
+#: ``"c"`` when the compiled codec is in use, ``"python"`` otherwise.
+implementation: str = "c" if _impl.__name__.endswith("_codec_c") else "python"
+
+apply_mask = _impl.apply_mask
+mask_inplace = _impl.mask_inplace
+encode_frame = _impl.encode_frame
+FrameDecoder = _impl.FrameDecoder
+Frame = _impl.Frame
+Utf8Validator = _impl.Utf8Validator
+validate_utf8 = _impl.validate_utf8
+SIMD_PATH: str = _impl.SIMD_PATH
+
+__all__ = [
+    "SIMD_PATH",
+    "Frame",
+    "FrameDecoder",
+    "Utf8Validator",
+    "apply_mask",
+    "encode_frame",
+    "implementation",
+    "mask_inplace",
+    "validate_utf8",
+]
