@@ -1,0 +1,58 @@
+"""The ``python -m wsframe`` command line: ``info`` and ``bench``."""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+from typing import Sequence
+
+
+def _info(_: argparse.Namespace) -> int:
+    import wsframe
+    from wsframe import codec
+
+    print(f"wsframe {wsframe.__version__}")
+    print(f"implementation: {codec.implementation}")
+    print(f"simd path: {codec.SIMD_PATH}")
+    build = getattr(codec._impl, "BUILD_INFO", None)
+    if build:
+        for key, value in build.items():
+            print(f"{key}: {value}")
+    print(f"python: {platform.python_implementation()} {platform.python_version()}")
+    print(f"platform: {platform.platform()} ({platform.machine()})")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from wsframe.benchmarks import run
+
+    return run(quick=args.quick, json_path=args.json)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m wsframe``."""
+    parser = argparse.ArgumentParser(prog="python -m wsframe", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    info = commands.add_parser("info", help="version, implementation and SIMD path in use")
+    info.set_defaults(func=_info)
+
+    bench = commands.add_parser(
+        "bench", help="benchmark table: wsframe C vs pure Python vs installed peers"
+    )
+    bench.add_argument("--quick", action="store_true", help="fewer sizes and shorter runs")
+    bench.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    bench.set_defaults(func=_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m wsframe`` and the ``wsframe`` script."""
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
