@@ -60,8 +60,13 @@ def _compile_args() -> tuple[list[str], list[str]]:
     args = ["-O3", "-fno-strict-aliasing"]
     link: list[str] = []
     if SANITIZE:
-        args = ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined",
-                "-fno-sanitize-recover=undefined"]
+        args = [
+            "-O1",
+            "-g",
+            "-fno-omit-frame-pointer",
+            "-fsanitize=address,undefined",
+            "-fno-sanitize-recover=undefined",
+        ]
         link = ["-fsanitize=address,undefined"]
     return args, link
 

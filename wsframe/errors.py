@@ -6,9 +6,10 @@ carries the close code the connection must be failed with.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
-__all__ = ["WebSocketError", "ProtocolError", "MessageTooBig"]
+__all__ = ["MessageTooBig", "ProtocolError", "WebSocketError"]
 
 
 class WebSocketError(Exception):

@@ -5,12 +5,12 @@ from __future__ import annotations
 import enum
 
 __all__ = [
-    "Opcode",
-    "CloseCode",
-    "DATA_OPCODES",
     "CONTROL_OPCODES",
-    "MAX_CONTROL_PAYLOAD",
+    "DATA_OPCODES",
     "DEFAULT_MAX_FRAME_SIZE",
+    "MAX_CONTROL_PAYLOAD",
+    "CloseCode",
+    "Opcode",
 ]
 
 
