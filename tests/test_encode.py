@@ -207,3 +207,49 @@ def test_str_subclass_payload(codec) -> None:
         pass
 
     assert codec.encode_frame(1, Text("héllo")) == codec.encode_frame(1, "héllo".encode())
+
+
+# ---------------------------------------------------------------- frame header
+
+
+@pytest.mark.parametrize("n", [0, 1, 125, 126, 127, 65535, 65536, 65537, 1 << 20])
+@pytest.mark.parametrize("mask", [None, KEY])
+def test_header_matches_encode_frame(codec, n: int, mask) -> None:
+    payload = bytes(range(256)) * (n // 256) + bytes(range(n % 256))
+    header = codec.encode_frame_header(2, n, fin=False, rsv1=True, mask=mask)
+    body = payload if mask is None else codec.apply_mask(payload, mask)
+    assert header + body == codec.encode_frame(2, payload, fin=False, rsv1=True, mask=mask)
+    assert len(header) == (2 if n < 126 else 4 if n < 65536 else 10) + (0 if mask is None else 4)
+
+
+def test_header_huge_length(codec) -> None:
+    header = codec.encode_frame_header(2, (1 << 63) - 1)
+    assert header == b"\x82\x7f\x7f\xff\xff\xff\xff\xff\xff\xff"
+
+
+@pytest.mark.parametrize("length", [-1, 1 << 63, 1 << 80])
+def test_header_length_out_of_range(codec, length: int) -> None:
+    with pytest.raises(ValueError) as info:
+        codec.encode_frame_header(2, length)
+    assert str(info.value) == f"length must be between 0 and 2**63 - 1, not {length}"
+
+
+def test_header_length_not_int(codec) -> None:
+    with pytest.raises(TypeError):
+        codec.encode_frame_header(2, 1.5)
+
+
+def test_header_control_rules(codec) -> None:
+    assert codec.encode_frame_header(9, 125) == b"\x89\x7d"
+    with pytest.raises(ValueError) as info:
+        codec.encode_frame_header(9, 126)
+    assert str(info.value) == "control frame payload must be at most 125 bytes, not 126"
+    with pytest.raises(ValueError) as info:
+        codec.encode_frame_header(8, 2, fin=False)
+    assert str(info.value) == "control frames cannot be fragmented"
+    with pytest.raises(ValueError) as info:
+        codec.encode_frame_header(3, 0)
+    assert str(info.value) == "invalid opcode 3"
+    with pytest.raises(ValueError) as info:
+        codec.encode_frame_header(1, 0, mask=b"abc")
+    assert str(info.value) == "mask must be 4 bytes, not 3"

@@ -79,7 +79,7 @@ cdef Py_ssize_t _PREALLOCATE_LIMIT = 65536
 # --------------------------------------------------------------------------
 # Arguments
 
-cdef int _acquire(object obj, Py_buffer *view, str name, bint writable,
+cdef inline int _acquire(object obj, Py_buffer *view, str name, bint writable,
                   bint or_str=False) except -1:
     """Gets a C-contiguous buffer of ``obj`` or raises the contract's error."""
     if _get_buffer(obj, view, PyBUF_SIMPLE) != 0:
@@ -97,7 +97,7 @@ cdef int _acquire(object obj, Py_buffer *view, str name, bint writable,
     return 0
 
 
-cdef int _read_key(object key, unsigned char *out, str name) except -1:
+cdef inline int _read_key(object key, unsigned char *out, str name) except -1:
     """Copies a 4-byte masking key into ``out``."""
     cdef Py_buffer view
     cdef Py_ssize_t n
@@ -117,7 +117,7 @@ cdef int _read_key(object key, unsigned char *out, str name) except -1:
     return 0
 
 
-cdef unsigned _read_phase(object phase) except 4:
+cdef inline unsigned _read_phase(object phase) except 4:
     cdef object value
     cdef int overflow
     cdef long small
@@ -134,6 +134,13 @@ cdef unsigned _read_phase(object phase) except 4:
 # --------------------------------------------------------------------------
 # Masking
 
+# The default phase object (CPython's cached 0), recognised by identity, and
+# the next-phase results as ready-made objects: both keep the small-payload
+# call overhead down.
+cdef object _ZERO = 0
+cdef tuple _PHASES = (0, 1, 2, 3)
+
+
 def apply_mask(data, key, phase=0):
     """Return ``data`` XOR-ed with the 4-byte ``key``, starting at ``key[phase]``.
 
@@ -143,15 +150,14 @@ def apply_mask(data, key, phase=0):
     cdef unsigned char k[4]
     cdef unsigned start
     cdef bytes out
-    cdef const unsigned char *src
     cdef Py_ssize_t n
-    if type(data) is bytes:
-        src = <const unsigned char *>PyBytes_AS_STRING(data)
+    if type(data) is bytes and type(key) is bytes and PyBytes_GET_SIZE(key) == 4:
+        start = 0 if phase is _ZERO else _read_phase(phase)
         n = PyBytes_GET_SIZE(data)
-        _read_key(key, k, "key")
-        start = _read_phase(phase)
         out = PyBytes_FromStringAndSize(NULL, n)
-        wsf_mask(<unsigned char *>PyBytes_AS_STRING(out), src, <size_t>n, k, start)
+        wsf_mask(<unsigned char *>PyBytes_AS_STRING(out),
+                 <const unsigned char *>PyBytes_AS_STRING(data), <size_t>n,
+                 <const unsigned char *>PyBytes_AS_STRING(key), start)
         return out
     _acquire(data, &view, "data", False)
     try:
@@ -175,12 +181,15 @@ def mask_inplace(buffer, key, phase=0):
     cdef unsigned char k[4]
     cdef unsigned start, next_phase
     cdef unsigned char *dst
-    if PyByteArray_CheckExact(buffer):
-        # No Python code runs below, so the bytearray cannot be resized meanwhile.
-        _read_key(key, k, "key")
-        start = _read_phase(phase)
+    if (PyByteArray_CheckExact(buffer) and type(key) is bytes
+            and PyBytes_GET_SIZE(key) == 4):
+        start = 0 if phase is _ZERO else _read_phase(phase)
+        # Read after _read_phase (which may run Python code): no Python code
+        # runs from here on, so the bytearray cannot be resized meanwhile.
         dst = <unsigned char *>PyByteArray_AS_STRING(buffer)
-        return wsf_mask(dst, dst, <size_t>PyByteArray_GET_SIZE(buffer), k, start)
+        next_phase = wsf_mask(dst, dst, <size_t>PyByteArray_GET_SIZE(buffer),
+                              <const unsigned char *>PyBytes_AS_STRING(key), start)
+        return _PHASES[next_phase]
     _acquire(buffer, &view, "buffer", True)
     try:
         _read_key(key, k, "key")
@@ -189,7 +198,7 @@ def mask_inplace(buffer, key, phase=0):
                               <size_t>view.len, k, start)
     finally:
         PyBuffer_Release(&view)
-    return next_phase
+    return _PHASES[next_phase]
 
 
 # --------------------------------------------------------------------------
@@ -278,6 +287,53 @@ def _opcode_arg(opcode):
     return value
 
 
+cdef inline Py_ssize_t _header_size(Py_ssize_t n, bint masked) noexcept:
+    return (2 if n < 126 else (4 if n < 65536 else 10)) + (4 if masked else 0)
+
+
+cdef inline unsigned char *_write_header(unsigned char *dst, long op, Py_ssize_t n, bint fin,
+                                         bint rsv1, bint rsv2, bint rsv3,
+                                         const unsigned char *key) noexcept:
+    """Writes a frame header (and the key when ``key`` is not NULL); returns its end."""
+    cdef unsigned char mask_bit = 0x80 if key != NULL else 0
+    dst[0] = <unsigned char>((fin << 7) | (rsv1 << 6) | (rsv2 << 5) | (rsv3 << 4) | op)
+    if n < 126:
+        dst[1] = <unsigned char>(mask_bit | n)
+        dst += 2
+    elif n < 65536:
+        dst[1] = mask_bit | 126
+        dst[2] = <unsigned char>(n >> 8)
+        dst[3] = <unsigned char>n
+        dst += 4
+    else:
+        dst[1] = mask_bit | 127
+        _store_be64(dst + 2, <uint64_t>n)
+        dst += 10
+    if key != NULL:
+        memcpy(dst, key, 4)
+        dst += 4
+    return dst
+
+
+cdef inline long _read_opcode(object opcode) except -1:
+    cdef long op = -1
+    cdef int overflow = 1
+    if PyLong_CheckExact(opcode):
+        op = PyLong_AsLongAndOverflow(opcode, &overflow)
+    if overflow or op not in (0, 1, 2, 8, 9, 10):
+        op = _opcode_arg(opcode)
+    return op
+
+
+cdef inline int _check_control(long op, bint fin, Py_ssize_t n) except -1:
+    if op >= 8:
+        if not fin:
+            raise ValueError("control frames cannot be fragmented")
+        if n > 125:
+            raise ValueError(f"control frame payload must be at most 125 bytes, not {n}")
+    return 0
+
+
 def encode_frame(opcode, payload, *, bint fin=True, bint rsv1=False, bint rsv2=False,
                  bint rsv3=False, mask=None):
     """Encode one frame in a single allocation and return it as ``bytes``.
@@ -289,18 +345,11 @@ def encode_frame(opcode, payload, *, bint fin=True, bint rsv1=False, bint rsv2=F
     cdef Py_buffer view
     cdef bint have_view = False
     cdef const unsigned char *src
-    cdef Py_ssize_t n, header
+    cdef Py_ssize_t n
     cdef unsigned char key[4]
     cdef unsigned char *dst
-    cdef long op = -1
-    cdef int overflow = 1
-    cdef unsigned char mask_bit
+    cdef long op = _read_opcode(opcode)
     cdef bytes out
-
-    if PyLong_CheckExact(opcode):
-        op = PyLong_AsLongAndOverflow(opcode, &overflow)
-    if overflow or op not in (0, 1, 2, 8, 9, 10):
-        op = _opcode_arg(opcode)
 
     if type(payload) is bytes:
         src = <const unsigned char *>PyBytes_AS_STRING(payload)
@@ -313,41 +362,52 @@ def encode_frame(opcode, payload, *, bint fin=True, bint rsv1=False, bint rsv2=F
         src = <const unsigned char *>view.buf
         n = view.len
     try:
-        if op >= 8:
-            if not fin:
-                raise ValueError("control frames cannot be fragmented")
-            if n > 125:
-                raise ValueError(f"control frame payload must be at most 125 bytes, not {n}")
-        if mask is not None:
-            _read_key(mask, key, "mask")
-        header = 2 if n < 126 else (4 if n < 65536 else 10)
-        if mask is not None:
-            header += 4
-        out = PyBytes_FromStringAndSize(NULL, header + n)
-        dst = <unsigned char *>PyBytes_AS_STRING(out)
-        dst[0] = <unsigned char>((fin << 7) | (rsv1 << 6) | (rsv2 << 5) | (rsv3 << 4) | op)
-        mask_bit = 0x80 if mask is not None else 0
-        if n < 126:
-            dst[1] = <unsigned char>(mask_bit | n)
-            dst += 2
-        elif n < 65536:
-            dst[1] = mask_bit | 126
-            dst[2] = <unsigned char>(n >> 8)
-            dst[3] = <unsigned char>n
-            dst += 4
-        else:
-            dst[1] = mask_bit | 127
-            _store_be64(dst + 2, <uint64_t>n)
-            dst += 10
-        if mask is not None:
-            memcpy(dst, key, 4)
-            wsf_mask(dst + 4, src, <size_t>n, key, 0)
-        else:
+        _check_control(op, fin, n)
+        if mask is None:
+            out = PyBytes_FromStringAndSize(NULL, _header_size(n, False) + n)
+            dst = _write_header(<unsigned char *>PyBytes_AS_STRING(out), op, n, fin, rsv1, rsv2,
+                                rsv3, NULL)
             memcpy(dst, src, <size_t>n)
+        else:
+            _read_key(mask, key, "mask")
+            out = PyBytes_FromStringAndSize(NULL, _header_size(n, True) + n)
+            dst = _write_header(<unsigned char *>PyBytes_AS_STRING(out), op, n, fin, rsv1, rsv2,
+                                rsv3, key)
+            wsf_mask(dst, src, <size_t>n, key, 0)
         return out
     finally:
         if have_view:
             PyBuffer_Release(&view)
+
+
+def encode_frame_header(opcode, length, *, bint fin=True, bint rsv1=False, bint rsv2=False,
+                        bint rsv3=False, mask=None):
+    """Encode only the header of a frame whose ``length``-byte payload is sent apart.
+
+    For zero-copy sends of large payloads: write the header and the payload
+    one after the other (``transport.writelines([header, payload])``). With
+    ``mask`` the header ends with the key and the caller sends the payload
+    masked with it (``apply_mask(payload, mask)``).
+    """
+    cdef long op = _read_opcode(opcode)
+    cdef object value = _index(length)
+    cdef Py_ssize_t n
+    cdef unsigned char key[4]
+    cdef bytes out
+    if value < 0 or value > _UNLIMITED:
+        raise ValueError(f"length must be between 0 and 2**63 - 1, not {value}")
+    if value > PY_SSIZE_T_MAX:
+        raise OverflowError(f"length {value} is too large for this platform")
+    n = value
+    _check_control(op, fin, n)
+    if mask is None:
+        out = PyBytes_FromStringAndSize(NULL, _header_size(n, False))
+        _write_header(<unsigned char *>PyBytes_AS_STRING(out), op, n, fin, rsv1, rsv2, rsv3, NULL)
+    else:
+        _read_key(mask, key, "mask")
+        out = PyBytes_FromStringAndSize(NULL, _header_size(n, True))
+        _write_header(<unsigned char *>PyBytes_AS_STRING(out), op, n, fin, rsv1, rsv2, rsv3, key)
+    return out
 
 
 cdef inline void _store_be64(unsigned char *p, uint64_t v) noexcept:

@@ -26,6 +26,7 @@ __all__ = [
     "Utf8Validator",
     "apply_mask",
     "encode_frame",
+    "encode_frame_header",
     "mask_inplace",
     "validate_utf8",
 ]
@@ -163,6 +164,37 @@ def mask_inplace(buffer: Any, key: Any, phase: int = 0) -> int:
 # Encoding
 
 
+def _opcode(opcode: Any) -> int:
+    op: int = _index(opcode)
+    if op not in _VALID_OPCODES:
+        raise ValueError(f"invalid opcode {op}")
+    return op
+
+
+def _check_control(op: int, fin: Any, n: int) -> None:
+    if op >= 8:
+        if not fin:
+            raise ValueError("control frames cannot be fragmented")
+        if n > 125:
+            raise ValueError(f"control frame payload must be at most 125 bytes, not {n}")
+
+
+def _header(
+    op: int, n: int, fin: Any, rsv1: Any, rsv2: Any, rsv3: Any, key: Optional[bytes]
+) -> bytes:
+    """A frame header for an ``n``-byte payload, ending with ``key`` if given."""
+    b0 = op | (0x80 if fin else 0) | (0x40 if rsv1 else 0) | (0x20 if rsv2 else 0)
+    b0 |= 0x10 if rsv3 else 0
+    mask_bit = 0x80 if key is not None else 0
+    if n < 126:
+        header = bytes((b0, mask_bit | n))
+    elif n < 65536:
+        header = bytes((b0, mask_bit | 126, n >> 8, n & 0xFF))
+    else:
+        header = bytes((b0, mask_bit | 127)) + n.to_bytes(8, "big")
+    return header if key is None else header + key
+
+
 def encode_frame(
     opcode: int,
     payload: Any,
@@ -179,9 +211,7 @@ def encode_frame(
     With ``mask`` (a 4-byte key) the frame is masked with it, otherwise it is
     sent unmasked. RSV bits are written as given.
     """
-    op = _index(opcode)
-    if op not in _VALID_OPCODES:
-        raise ValueError(f"invalid opcode {op}")
+    op = _opcode(opcode)
     if isinstance(payload, str):
         data: Any = payload.encode("utf-8")
         n = len(data)
@@ -197,39 +227,39 @@ def encode_frame(
         data = mv
         n = mv.nbytes
     try:
-        if op >= 8:
-            if not fin:
-                raise ValueError("control frames cannot be fragmented")
-            if n > 125:
-                raise ValueError(f"control frame payload must be at most 125 bytes, not {n}")
-        b0 = op
-        if fin:
-            b0 |= 0x80
-        if rsv1:
-            b0 |= 0x40
-        if rsv2:
-            b0 |= 0x20
-        if rsv3:
-            b0 |= 0x10
+        _check_control(op, fin, n)
         if mask is None:
-            if n < 126:
-                header = bytes((b0, n))
-            elif n < 65536:
-                header = bytes((b0, 126, n >> 8, n & 0xFF))
-            else:
-                header = bytes((b0, 127)) + n.to_bytes(8, "big")
-            return header + data
+            return _header(op, n, fin, rsv1, rsv2, rsv3, None) + data
         k = _key(mask, "mask")
-        if n < 126:
-            header = bytes((b0, 0x80 | n))
-        elif n < 65536:
-            header = bytes((b0, 0xFE, n >> 8, n & 0xFF))
-        else:
-            header = bytes((b0, 0xFF)) + n.to_bytes(8, "big")
-        return header + k + _xor(data, n, k)
+        return _header(op, n, fin, rsv1, rsv2, rsv3, k) + _xor(data, n, k)
     finally:
         if mv is not None:
             mv.release()
+
+
+def encode_frame_header(
+    opcode: int,
+    length: int,
+    *,
+    fin: bool = True,
+    rsv1: bool = False,
+    rsv2: bool = False,
+    rsv3: bool = False,
+    mask: Optional[Any] = None,
+) -> bytes:
+    """Encode only the header of a frame whose ``length``-byte payload is sent apart.
+
+    For zero-copy sends of large payloads: write the header and the payload
+    one after the other (``transport.writelines([header, payload])``). With
+    ``mask`` the header ends with the key and the caller sends the payload
+    masked with it (``apply_mask(payload, mask)``).
+    """
+    op = _opcode(opcode)
+    n = _index(length)
+    if n < 0 or n > _MAX_SIZE:
+        raise ValueError(f"length must be between 0 and 2**63 - 1, not {n}")
+    _check_control(op, fin, n)
+    return _header(op, n, fin, rsv1, rsv2, rsv3, None if mask is None else _key(mask, "mask"))
 
 
 # --------------------------------------------------------------------------

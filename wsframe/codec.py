@@ -22,6 +22,7 @@ implementation: str = "c" if _impl.__name__.endswith("_codec_c") else "python"
 apply_mask = _impl.apply_mask
 mask_inplace = _impl.mask_inplace
 encode_frame = _impl.encode_frame
+encode_frame_header = _impl.encode_frame_header
 FrameDecoder = _impl.FrameDecoder
 Frame = _impl.Frame
 Utf8Validator = _impl.Utf8Validator
@@ -35,6 +36,7 @@ __all__ = [
     "Utf8Validator",
     "apply_mask",
     "encode_frame",
+    "encode_frame_header",
     "implementation",
     "mask_inplace",
     "validate_utf8",

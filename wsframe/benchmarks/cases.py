@@ -68,6 +68,9 @@ class Case:
     text: str = ""
     #: decode: the number of frames in the stream one operation decodes.
     frames: int = 1
+    #: encode: wsframe sends the header and the payload apart (writelines),
+    #: without copying the payload, as picows and aiohttp do for large frames.
+    zero_copy: bool = False
 
     @property
     def key(self) -> str:
@@ -187,14 +190,19 @@ def groups(quick: bool = False) -> list[Group]:
             "encode one binary frame",
             "ns_frame",
             ("wsframe-c", "wsframe-py", "picows", "aiohttp", "websockets", "wsproto"),
-            tuple(
-                Case("encode", f"{size_label(n)} {'masked' if m else 'unmasked'}", n, masked=m)
-                for m in (True, False)
-                for n in _FRAME_SIZES
+            (
+                *(
+                    Case("encode", f"{size_label(n)} {'masked' if m else 'unmasked'}", n, masked=m)
+                    for m in (True, False)
+                    for n in _FRAME_SIZES
+                ),
+                Case("encode", "64 KiB unmasked zero-copy", 64 * 1024, zero_copy=True),
             ),
             {
                 "wsframe-c": f"encode_frame(2, payload, mask=key), keys cycled from a pool "
-                f"of {KEY_POOL_SIZE} pre-generated keys (key generation not measured)",
+                f"of {KEY_POOL_SIZE} pre-generated keys (key generation not measured); "
+                "zero-copy row: encode_frame_header(2, len(payload)) and the "
+                "[header, payload] list given to writelines (no payload copy)",
                 "picows": "WSTransport.send(BINARY, payload) to a transport whose write() "
                 "keeps nothing; masked = client side, key from C rand(); unmasked "
                 "> 8 KiB uses writelines([header, payload]) (no payload copy)",
@@ -663,6 +671,15 @@ def _encode(case: Case, column: str) -> Runner:
         if not masked:
             _check(frame == reference_frame(case.size, None), "wrong frame bytes")
 
+    if column in WSFRAME and case.zero_copy:
+        encode_header = _codec(column).encode_frame_header
+        check(b"".join([encode_header(_BINARY, len(data)), data]))
+
+        def run(n: int) -> None:
+            for _ in repeat(None, n):
+                [encode_header(_BINARY, len(data)), data]  # what writelines gets
+
+        return run
     if column in WSFRAME:
         encode = _codec(column).encode_frame
         keys = key_pool()
