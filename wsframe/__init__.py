@@ -20,17 +20,29 @@ from .codec import (
     mask_inplace,
     validate_utf8,
 )
-from .errors import MessageTooBig, ProtocolError, WebSocketError
+from .connection import ClientConnection, ServerConnection, State
+from .errors import (
+    InvalidHandshake,
+    InvalidState,
+    MessageTooBig,
+    ProtocolError,
+    WebSocketError,
+)
 from .frames import CloseCode, Opcode
 
 __all__ = [
     "SIMD_PATH",
+    "ClientConnection",
     "CloseCode",
     "Frame",
     "FrameDecoder",
+    "InvalidHandshake",
+    "InvalidState",
     "MessageTooBig",
     "Opcode",
     "ProtocolError",
+    "ServerConnection",
+    "State",
     "Utf8Validator",
     "WebSocketError",
     "__version__",

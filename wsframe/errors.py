@@ -7,9 +7,12 @@ carries the close code the connection must be failed with.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Optional
 
-__all__ = ["MessageTooBig", "ProtocolError", "WebSocketError"]
+if TYPE_CHECKING:
+    from .headers import HeadersLike
+
+__all__ = ["InvalidHandshake", "MessageTooBig", "ProtocolError", "WebSocketError"]
 
 
 class WebSocketError(Exception):
@@ -41,3 +44,54 @@ class MessageTooBig(ProtocolError):
     """A frame or message is larger than the configured limit (close code 1009)."""
 
     default_close_code = 1009
+
+
+class InvalidHandshake(WebSocketError):
+    """The opening handshake failed.
+
+    On the server, ``status`` is the HTTP status to answer with (400, 405,
+    414, 426, 431, 505, ...), ``headers`` the extra header fields the answer
+    needs (e.g. ``Allow: GET`` for 405, ``Sec-WebSocket-Version: 13`` for
+    426) and ``body`` a short text body; build the answer with
+    ``wsframe.handshake.reject_response(exc.status, exc.body, exc.headers)``.
+
+    On the client, ``status``/``headers``/``body`` are what the server
+    answered; ``status`` is ``None`` if the response could not even be parsed.
+
+    ``str(exc)`` is the message, prefixed with ``HTTP <status>:`` when there
+    is a status.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        status: Optional[int] = None,
+        headers: Optional[HeadersLike] = None,
+        body: bytes = b"",
+    ) -> None:
+        from .headers import Headers  # late import: errors.py stays import-light
+
+        super().__init__(message)
+        self.message: str = message
+        self.status: Optional[int] = status
+        self.headers: Headers = Headers(headers)
+        self.body: bytes = bytes(body)
+
+    def __str__(self) -> str:
+        if self.status is None:
+            return self.message
+        return f"HTTP {self.status}: {self.message}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, status={self.status!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.message, self.status, self.headers.items(), self.body))
+
+
+class InvalidState(WebSocketError):
+    """The application asked for something the connection's state forbids.
+
+    For example sending on a connection that is not open, or starting a new
+    message while a fragmented one is being sent.
+    """

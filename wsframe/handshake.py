@@ -1,0 +1,948 @@
+"""The WebSocket opening handshake (RFC 6455 §4), both sides, without I/O.
+
+Server::
+
+    parser = RequestParser()
+    request = parser.feed(data)          # None until the request head is complete
+    ...                                  # (InvalidHandshake -> reject_response(...))
+    if request.is_websocket:
+        validate_request(request)        # InvalidHandshake(status, headers, body)
+        response = accept_response(request, subprotocol=..., extensions=...)
+    frames_start = parser.leftover
+
+Client::
+
+    request = build_request("ws://example.com/chat", subprotocols=["chat"])
+    send(request.serialize())
+    parser = ResponseParser()
+    response = parser.feed(data)         # None until complete (feed_eof() at EOF)
+    subprotocol = validate_response(request, response)
+    frames_start = parser.leftover
+
+Limits (keyword arguments of both parsers, same defaults on both sides):
+
+* ``max_request_line=8192`` -- bytes of the request line / status line,
+  without its CRLF (server: 414 URI Too Long);
+* ``max_header_line=8192`` -- bytes of one header line, without its CRLF (431);
+* ``max_headers=100`` -- number of header fields (431);
+* ``max_header_bytes=65536`` -- bytes of all header lines together, CRLFs
+  included, without the request/status line and the final empty line (431);
+* client only: ``max_body=65536`` -- bytes of the body of a non-101 response
+  that are kept (longer bodies are truncated).
+
+Parsing is strict: lines must end with CRLF (a bare LF or CR is a 400), an
+obsolete folded header line is a 400, header names must be tokens, control
+characters other than HTAB are not allowed in header values, and header
+values are stripped of surrounding spaces and tabs. Header octets are decoded
+as latin-1. Up to 16 empty lines before the request line are ignored (RFC
+9112 §2.2). The server speaks HTTP/1.1 only: any other version (HTTP/1.0
+included) is answered 505. On the server every error is an
+:class:`~wsframe.errors.InvalidHandshake` with the status, the extra headers
+and a short text body to answer with -- never any other exception for bad
+input.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import http
+import os
+import re
+import urllib.parse
+from collections.abc import Iterable, Sequence
+from typing import NoReturn, Optional, Union
+
+from .errors import InvalidHandshake
+from .headers import (
+    ExtensionList,
+    Headers,
+    HeadersLike,
+    is_token,
+    parse_extensions,
+    parse_tokens,
+)
+
+__all__ = [
+    "DEFAULT_MAX_BODY",
+    "DEFAULT_MAX_HEADERS",
+    "DEFAULT_MAX_HEADER_BYTES",
+    "DEFAULT_MAX_HEADER_LINE",
+    "DEFAULT_MAX_REQUEST_LINE",
+    "GUID",
+    "Request",
+    "RequestParser",
+    "Response",
+    "ResponseParser",
+    "accept_key",
+    "accept_response",
+    "build_request",
+    "generate_key",
+    "reject_response",
+    "select_subprotocol",
+    "validate_key",
+    "validate_request",
+    "validate_response",
+]
+
+#: The GUID of RFC 6455 §1.3, appended to the key before hashing.
+GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+DEFAULT_MAX_REQUEST_LINE = 8192
+DEFAULT_MAX_HEADER_LINE = 8192
+DEFAULT_MAX_HEADERS = 100
+DEFAULT_MAX_HEADER_BYTES = 65536
+DEFAULT_MAX_BODY = 65536
+#: Empty lines tolerated before the request/status line.
+MAX_LEADING_EMPTY_LINES = 16
+
+_TOKEN_BYTES_RE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_VERSION_RE = re.compile(rb"HTTP/([0-9])\.([0-9])")
+_TARGET_RE = re.compile(rb"[\x21-\x7e]+")
+_STATUS_LINE_RE = re.compile(rb"(HTTP/[0-9]\.[0-9]) ([0-9]{3})(?: ([\t\x20-\x7e\x80-\xff]*))?")
+_BAD_VALUE_BYTES_RE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_DIGITS_RE = re.compile(r"[0-9]+")
+
+_TARGET_STR_RE = re.compile(r"[\x21-\x7e]+")
+
+# What build_request / accept_response set themselves; extra headers may not.
+_CLIENT_OWN = ("host", "upgrade", "connection", "sec-websocket-key", "sec-websocket-version")
+_CLIENT_OWN_OPTIONAL = (
+    "sec-websocket-protocol",
+    "sec-websocket-extensions",
+    "content-length",
+    "transfer-encoding",
+)
+_SERVER_OWN = (
+    "upgrade",
+    "connection",
+    "sec-websocket-accept",
+    "sec-websocket-protocol",
+    "sec-websocket-extensions",
+    "content-length",
+    "transfer-encoding",
+)
+
+
+# ---------------------------------------------------------------------------
+# Keys
+
+
+def accept_key(key: str) -> str:
+    """Return ``Sec-WebSocket-Accept`` for ``key``: base64(SHA-1(key + GUID)) (RFC 6455 §4.2.2)."""
+    digest = hashlib.sha1((key + GUID).encode("latin-1")).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def generate_key() -> str:
+    """Return a fresh ``Sec-WebSocket-Key``: base64 of 16 bytes from :func:`os.urandom`."""
+    return base64.b64encode(os.urandom(16)).decode("ascii")
+
+
+def validate_key(key: str) -> bool:
+    """Return whether ``key`` is the canonical base64 encoding of exactly 16 bytes."""
+    if len(key) != 24:
+        return False
+    try:
+        raw = base64.b64decode(key.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError):
+        return False
+    # canonical: the unused low bits of the last character must be zero
+    return len(raw) == 16 and base64.b64encode(raw).decode("ascii") == key
+
+
+# ---------------------------------------------------------------------------
+# Messages
+
+
+def _split_target(target: str) -> tuple[str, str]:
+    """Return ``(path, query)`` of a request target (origin-form or absolute-form)."""
+    if target.startswith("/"):
+        path, _, query = target.partition("?")
+        return path, query
+    if "://" in target:
+        parts = urllib.parse.urlsplit(target)
+        path = parts.path or "/"
+        return path, parts.query
+    return target, ""
+
+
+def _tokens_lower(headers: Headers, name: str) -> list[str]:
+    return [t.lower() for t in parse_tokens(headers.get_all(name))]
+
+
+class Request:
+    """An HTTP request head (the client's opening handshake, or any HTTP request).
+
+    ``method``, ``target`` (raw, as sent), ``path`` and ``query`` (the target's
+    parts, still percent-encoded; ``query`` without the ``?``, ``""`` if none;
+    an absolute-form target ``http://host/p?q`` gives ``/p`` and ``q``),
+    ``headers`` (:class:`~wsframe.headers.Headers`) and ``version``.
+
+    ``method`` must be a token and ``target`` non-empty visible ASCII
+    (:class:`ValueError` otherwise).
+    """
+
+    __slots__ = ("headers", "method", "path", "query", "target", "version")
+
+    def __init__(
+        self,
+        method: str,
+        target: str,
+        headers: HeadersLike | None = None,
+        version: str = "HTTP/1.1",
+    ) -> None:
+        if not is_token(method):
+            raise ValueError(f"invalid method {method!r}")
+        if _TARGET_STR_RE.fullmatch(target) is None:
+            raise ValueError(f"invalid request target {target!r}")
+        self.method: str = method
+        self.target: str = target
+        self.path: str
+        self.query: str
+        self.path, self.query = _split_target(target)
+        self.headers: Headers = headers if isinstance(headers, Headers) else Headers(headers)
+        self.version: str = version
+
+    @property
+    def origin(self) -> str | None:
+        """The ``Origin`` header, or ``None``."""
+        return self.headers.get("Origin")
+
+    @property
+    def is_websocket(self) -> bool:
+        """Whether the request asks for a WebSocket upgrade (``Upgrade: websocket``).
+
+        Only the ``Upgrade`` header is looked at; :func:`validate_request`
+        checks the rest.
+        """
+        try:
+            return "websocket" in _tokens_lower(self.headers, "Upgrade")
+        except ValueError:
+            return False
+
+    @property
+    def key(self) -> str | None:
+        """The ``Sec-WebSocket-Key``, or ``None`` unless there is exactly one."""
+        values = self.headers.get_all("Sec-WebSocket-Key")
+        return values[0] if len(values) == 1 else None
+
+    @property
+    def subprotocols(self) -> list[str]:
+        """The offered subprotocols, in the client's order (:class:`ValueError` if malformed)."""
+        return parse_tokens(self.headers.get_all("Sec-WebSocket-Protocol"))
+
+    @property
+    def extensions(self) -> ExtensionList:
+        """The parsed ``Sec-WebSocket-Extensions`` offers (:class:`ValueError` if malformed)."""
+        return parse_extensions(self.headers.get_all("Sec-WebSocket-Extensions"))
+
+    def serialize(self) -> bytes:
+        """Return the request head as bytes, ending with the empty line."""
+        start = f"{self.method} {self.target} {self.version}\r\n".encode("ascii")
+        return start + self.headers.serialize() + b"\r\n"
+
+    def __repr__(self) -> str:
+        return f"Request({self.method!r}, {self.target!r}, {self.headers!r})"
+
+
+class Response:
+    """An HTTP response: ``status``, ``reason``, ``headers``, ``body`` (bytes), ``version``.
+
+    ``reason`` defaults to the standard phrase of ``status`` (``""`` if unknown).
+    :meth:`serialize` writes exactly these fields; it adds no header itself.
+    """
+
+    __slots__ = ("body", "headers", "reason", "status", "version")
+
+    def __init__(
+        self,
+        status: int,
+        reason: str | None = None,
+        headers: HeadersLike | None = None,
+        body: bytes = b"",
+        version: str = "HTTP/1.1",
+    ) -> None:
+        self.status: int = status
+        self.reason: str = _reason(status) if reason is None else reason
+        self.headers: Headers = headers if isinstance(headers, Headers) else Headers(headers)
+        self.body: bytes = bytes(body)
+        self.version: str = version
+
+    def serialize(self) -> bytes:
+        """Return status line, header fields, empty line and body as bytes."""
+        start = f"{self.version} {self.status} {self.reason}\r\n".encode("latin-1")
+        return start + self.headers.serialize() + b"\r\n" + self.body
+
+    def __repr__(self) -> str:
+        return (
+            f"Response({self.status!r}, {self.reason!r}, {self.headers!r}, "
+            f"<{len(self.body)} bytes>)"
+        )
+
+
+# RFC 9110 names where older Pythons' http.HTTPStatus still uses RFC 7231's
+_REASONS = {
+    413: "Content Too Large",
+    414: "URI Too Long",
+    416: "Range Not Satisfiable",
+    422: "Unprocessable Content",
+}
+
+
+def _reason(status: int) -> str:
+    """The standard reason phrase (RFC 9110) of ``status``, ``""`` if unknown."""
+    if status in _REASONS:
+        return _REASONS[status]
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+# ---------------------------------------------------------------------------
+# Incremental parsing
+
+
+class _HeadParser:
+    """Line reader shared by :class:`RequestParser` and :class:`ResponseParser`.
+
+    It remembers how far it searched for LF, so feeding a head one byte at a
+    time costs linear time.
+    """
+
+    _is_server = True
+
+    def __init__(
+        self,
+        max_request_line: int,
+        max_header_line: int,
+        max_headers: int,
+        max_header_bytes: int,
+    ) -> None:
+        self.max_request_line = max_request_line
+        self.max_header_line = max_header_line
+        self.max_headers = max_headers
+        self.max_header_bytes = max_header_bytes
+        self._buf = bytearray()
+        self._line_start = 0  # start of the current line in _buf
+        self._searched = 0  # _buf[_line_start:_searched] has no LF
+        self._start_line: bytes | None = None
+        self._fields: list[tuple[str, str]] = []
+        self._header_bytes = 0
+        self._empty_lines = 0
+        self._error: InvalidHandshake | None = None
+        #: Bytes received after the head (after the body for a non-101 response).
+        self.leftover: bytes = b""
+
+    # -- errors ---------------------------------------------------------------
+
+    def _fail(self, status: int, message: str, headers: HeadersLike | None = None) -> NoReturn:
+        if self._is_server:
+            exc = InvalidHandshake(message, status, headers, (message + "\n").encode())
+        else:
+            exc = InvalidHandshake(f"invalid HTTP response: {message}")
+        self._error = exc
+        raise exc
+
+    # -- head -----------------------------------------------------------------
+
+    def _read_head(self) -> bool:
+        """Consume complete lines from the buffer; return True once the head is complete."""
+        buf = self._buf
+        while True:
+            lf = buf.find(b"\n", self._searched)
+            if lf < 0:
+                self._searched = len(buf)
+                self._check_partial(len(buf) - self._line_start)
+                return False
+            start = self._line_start
+            self._line_start = self._searched = lf + 1
+            if lf == start or buf[lf - 1] != 0x0D:
+                self._fail(400, "line ending is a bare LF, not CRLF")
+            line = bytes(buf[start : lf - 1])
+            if b"\r" in line:
+                self._fail(400, "bare CR in the request head")
+            if self._start_line is None:
+                if not line:
+                    self._empty_lines += 1
+                    if self._empty_lines > MAX_LEADING_EMPTY_LINES:
+                        self._fail(400, "too many empty lines before the start line")
+                    continue
+                if len(line) > self.max_request_line:
+                    self._start_line_too_long()
+                self._start_line = line
+                self._parse_start_line(line)
+                continue
+            if not line:
+                return True
+            self._parse_header_line(line)
+
+    def _start_line_too_long(self) -> NoReturn:
+        self._fail(414, f"request line longer than {self.max_request_line} bytes")
+
+    def _check_partial(self, pending: int) -> None:
+        # pending may end with the CR of a CRLF still to come, hence the + 1
+        if self._start_line is None:
+            if pending > self.max_request_line + 1:
+                self._start_line_too_long()
+        else:
+            if pending > self.max_header_line + 1:
+                self._fail(431, f"header line longer than {self.max_header_line} bytes")
+            if self._header_bytes + pending > self.max_header_bytes:
+                self._fail(431, f"header fields longer than {self.max_header_bytes} bytes")
+
+    def _parse_start_line(self, line: bytes) -> None:
+        raise NotImplementedError
+
+    def _parse_header_line(self, line: bytes) -> None:
+        if len(line) > self.max_header_line:
+            self._fail(431, f"header line longer than {self.max_header_line} bytes")
+        self._header_bytes += len(line) + 2
+        if self._header_bytes > self.max_header_bytes:
+            self._fail(431, f"header fields longer than {self.max_header_bytes} bytes")
+        if len(self._fields) >= self.max_headers:
+            self._fail(431, f"more than {self.max_headers} header fields")
+        if line[0] in b" \t":
+            self._fail(400, "obsolete line folding in header fields")
+        colon = line.find(b":")
+        if colon < 0:
+            self._fail(400, "header line without a colon")
+        name = line[:colon]
+        if _TOKEN_BYTES_RE.fullmatch(name) is None:
+            self._fail(400, f"invalid header name {name.decode('latin-1')!r}")
+        value = line[colon + 1 :].strip(b" \t")
+        if _BAD_VALUE_BYTES_RE.search(value):
+            self._fail(400, f"invalid character in header {name.decode('ascii')!r}")
+        self._fields.append((name.decode("ascii"), value.decode("latin-1")))
+
+    def _content_length(self, headers: Headers) -> int | None:
+        values = headers.get_all("Content-Length")
+        if not values:
+            return None
+        lengths = {item.strip(" \t") for v in values for item in v.split(",")}
+        if len(lengths) != 1:
+            self._fail(400, "conflicting Content-Length values")
+        (length,) = lengths
+        if _DIGITS_RE.fullmatch(length) is None or len(length) > 18:
+            self._fail(400, f"invalid Content-Length {length!r}")
+        return int(length)
+
+
+class RequestParser(_HeadParser):
+    """Incremental HTTP/1.1 request-head parser with limits (server side).
+
+    Feed it received bytes in pieces of any size; :meth:`feed` returns
+    ``None`` until the head is complete, then the :class:`Request`. Bytes
+    after the head (e.g. frames a client sent eagerly, or the body of a
+    non-upgrade request) are in :attr:`leftover`. It parses any HTTP/1.1
+    request -- use :func:`validate_request` (or :attr:`Request.is_websocket`)
+    to check WebSocket-ness. After the request was returned, :meth:`feed`
+    raises :class:`RuntimeError`; after an error it raises the same error.
+
+    Errors are :class:`~wsframe.errors.InvalidHandshake` with ``status``:
+    400 malformed (bad request line, bare LF/CR, obsolete line folding, bad
+    header name or value, bad ``Content-Length`` or both ``Content-Length``
+    and ``Transfer-Encoding``, too many leading empty lines), 414 request line
+    over ``max_request_line``, 431 header line over ``max_header_line``, over
+    ``max_headers`` fields or over ``max_header_bytes``, 505 HTTP version
+    other than 1.1 (HTTP/1.0 included). Limits are checked as bytes arrive,
+    before a line is complete.
+    """
+
+    _is_server = True
+
+    def __init__(
+        self,
+        *,
+        max_request_line: int = DEFAULT_MAX_REQUEST_LINE,
+        max_header_line: int = DEFAULT_MAX_HEADER_LINE,
+        max_headers: int = DEFAULT_MAX_HEADERS,
+        max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+    ) -> None:
+        super().__init__(max_request_line, max_header_line, max_headers, max_header_bytes)
+        self._request: Request | None = None
+        self._method = ""
+        self._target = ""
+
+    @property
+    def request(self) -> Request | None:
+        """The parsed request once complete, else ``None``."""
+        return self._request
+
+    def _parse_start_line(self, line: bytes) -> None:
+        parts = line.split(b" ")
+        if len(parts) != 3 or not all(parts):
+            self._fail(400, "malformed request line")
+        method, target, version = parts
+        if _TOKEN_BYTES_RE.fullmatch(method) is None:
+            self._fail(400, "invalid method in the request line")
+        if _TARGET_RE.fullmatch(target) is None:
+            self._fail(400, "invalid request target")
+        if _VERSION_RE.fullmatch(version) is None:
+            self._fail(400, "malformed HTTP version in the request line")
+        if version != b"HTTP/1.1":
+            self._fail(505, f"HTTP version {version.decode('ascii')} not supported, use HTTP/1.1")
+        self._method = method.decode("ascii")
+        self._target = target.decode("ascii")
+
+    def feed(self, data: bytes) -> Request | None:
+        """Add received bytes; return the :class:`Request` once its head is complete."""
+        if self._error is not None:
+            raise self._error
+        if self._request is not None:
+            raise RuntimeError("the request head is complete; read .leftover instead")
+        self._buf += data
+        if not self._read_head():
+            return None
+        headers = Headers._trusted(self._fields)
+        if "Transfer-Encoding" in headers and "Content-Length" in headers:
+            self._fail(400, "both Content-Length and Transfer-Encoding")
+        self._content_length(headers)
+        self._request = Request(self._method, self._target, headers)
+        self.leftover = bytes(self._buf[self._line_start :])
+        self._buf = bytearray()
+        return self._request
+
+
+class ResponseParser(_HeadParser):
+    """Incremental HTTP/1.1 response parser with limits (client side).
+
+    :meth:`feed` returns ``None`` until the response is complete, then the
+    :class:`Response`. A 101 response is complete at the end of its head and
+    the bytes after it (the server's first frames) are in :attr:`leftover`.
+    Other responses carry a body: with ``Content-Length``, that many bytes (at
+    most ``max_body`` are kept; the response is complete once
+    ``min(length, max_body)`` bytes arrived); without it, up to the end of the
+    connection -- call :meth:`feed_eof` -- or ``max_body`` bytes. 1xx, 204 and
+    304 responses have no body. A ``Transfer-Encoding`` body is not decoded:
+    such a response is returned at the end of its head with an empty body.
+
+    The limits are those of :class:`RequestParser` (``max_request_line``
+    applies to the status line). Errors are
+    :class:`~wsframe.errors.InvalidHandshake` with ``status=None`` (the
+    response could not be parsed).
+    """
+
+    _is_server = False
+
+    def __init__(
+        self,
+        *,
+        max_request_line: int = DEFAULT_MAX_REQUEST_LINE,
+        max_header_line: int = DEFAULT_MAX_HEADER_LINE,
+        max_headers: int = DEFAULT_MAX_HEADERS,
+        max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+        max_body: int = DEFAULT_MAX_BODY,
+    ) -> None:
+        super().__init__(max_request_line, max_header_line, max_headers, max_header_bytes)
+        self.max_body = max_body
+        self._status = 0
+        self._reason = ""
+        self._version = ""
+        self._head: Response | None = None  # head parsed, body pending
+        self._body_wanted: int | None = None  # None: until EOF
+        self._response: Response | None = None
+
+    @property
+    def response(self) -> Response | None:
+        """The parsed response once complete, else ``None``."""
+        return self._response
+
+    def _start_line_too_long(self) -> NoReturn:
+        self._fail(0, f"status line longer than {self.max_request_line} bytes")
+
+    def _parse_start_line(self, line: bytes) -> None:
+        m = _STATUS_LINE_RE.fullmatch(line)
+        if m is None:
+            self._fail(0, f"malformed status line {line[:100]!r}")
+        version, status, reason = m.groups()
+        if not version.startswith(b"HTTP/1."):
+            self._fail(0, f"unsupported HTTP version {version.decode('ascii')}")
+        self._version = version.decode("ascii")
+        self._status = int(status)
+        self._reason = (reason or b"").decode("latin-1")
+
+    def _complete(self, body: bytes, rest: bytes) -> Response:
+        assert self._head is not None
+        self._head.body = body
+        self._response = self._head
+        self.leftover = rest
+        self._buf = bytearray()
+        return self._response
+
+    def feed(self, data: bytes) -> Response | None:
+        """Add received bytes; return the :class:`Response` once it is complete."""
+        if self._error is not None:
+            raise self._error
+        if self._response is not None:
+            raise RuntimeError("the response is complete; read .leftover instead")
+        self._buf += data
+        if self._head is None:
+            if not self._read_head():
+                return None
+            headers = Headers._trusted(self._fields)
+            self._head = Response(self._status, self._reason, headers, b"", self._version)
+            del self._buf[: self._line_start]
+            self._line_start = 0
+            status = self._status
+            if status < 200 or status in (204, 304) or "Transfer-Encoding" in headers:
+                return self._complete(b"", bytes(self._buf))
+            length = self._content_length(headers)
+            self._body_wanted = None if length is None else min(length, self.max_body)
+        if self._body_wanted is not None:
+            if len(self._buf) >= self._body_wanted:
+                n = self._body_wanted
+                return self._complete(bytes(self._buf[:n]), bytes(self._buf[n:]))
+        elif len(self._buf) >= self.max_body:
+            return self._complete(bytes(self._buf[: self.max_body]), b"")
+        return None
+
+    def feed_eof(self) -> Response:
+        """Signal the end of the connection; return the response.
+
+        The body is whatever arrived (possibly shorter than its
+        ``Content-Length``). If the head is incomplete, raise
+        :class:`~wsframe.errors.InvalidHandshake` (``status=None``).
+        """
+        if self._error is not None:
+            raise self._error
+        if self._response is not None:
+            return self._response
+        if self._head is None:
+            self._fail(0, "connection closed before the end of the response head")
+        return self._complete(bytes(self._buf[: self.max_body]), b"")
+
+
+# ---------------------------------------------------------------------------
+# Server
+
+
+def _bad(status: int, message: str, headers: HeadersLike | None = None) -> InvalidHandshake:
+    return InvalidHandshake(message, status, headers, (message + "\n").encode())
+
+
+def validate_request(request: Request) -> None:
+    """Check that ``request`` is a valid WebSocket opening handshake (RFC 6455 §4.2.1).
+
+    Raises :class:`~wsframe.errors.InvalidHandshake` with the status, extra
+    headers and short text body to answer with, checking in this order:
+
+    * 405 with ``Allow: GET`` -- the method is not ``GET``;
+    * 400 -- not exactly one ``Host``; a target that is not origin-form
+      (``/path?query``) or absolute-form (``ws://...``/``http://...``); a
+      body (``Content-Length`` > 0 or any ``Transfer-Encoding``);
+    * 426 with ``Upgrade: websocket`` -- no ``Upgrade`` header at all;
+    * 400 -- ``Upgrade`` present without the ``websocket`` token, or
+      ``Connection`` without the ``upgrade`` token (tokens compared
+      case-insensitively in comma lists over every field with that name);
+    * 426 with ``Sec-WebSocket-Version: 13`` -- ``Sec-WebSocket-Version``
+      missing, repeated or not exactly ``13``;
+    * 400 -- not exactly one ``Sec-WebSocket-Key``, or one that is not the
+      (strict, canonical) base64 encoding of 16 bytes;
+    * 400 -- a malformed ``Sec-WebSocket-Protocol`` or
+      ``Sec-WebSocket-Extensions``.
+
+    ``Origin`` is not checked: that is the application's decision.
+    """
+    headers = request.headers
+    if request.method != "GET":
+        raise _bad(405, f"method {request.method} not allowed, use GET", {"Allow": "GET"})
+    if len(headers.get_all("Host")) != 1:
+        raise _bad(400, "exactly one Host header is required")
+    if not (request.target.startswith("/") or "://" in request.target):
+        raise _bad(400, "invalid request target")
+    if "Transfer-Encoding" in headers:
+        raise _bad(400, "an upgrade request cannot have a body")
+    lengths = {i.strip(" \t") for v in headers.get_all("Content-Length") for i in v.split(",")}
+    if lengths - {"0"}:
+        raise _bad(400, "an upgrade request cannot have a body")
+    if "Upgrade" not in headers:
+        raise _bad(426, "WebSocket upgrade required", {"Upgrade": "websocket"})
+    try:
+        upgrade = _tokens_lower(headers, "Upgrade")
+        connection = _tokens_lower(headers, "Connection")
+    except ValueError as exc:
+        raise _bad(400, f"invalid Upgrade or Connection header: {exc}") from None
+    if "websocket" not in upgrade:
+        raise _bad(400, "the Upgrade header does not contain websocket")
+    if "upgrade" not in connection:
+        raise _bad(400, "the Connection header does not contain upgrade")
+    versions = headers.get_all("Sec-WebSocket-Version")
+    if versions != ["13"]:
+        raise _bad(426, "unsupported WebSocket version, use 13", {"Sec-WebSocket-Version": "13"})
+    keys = headers.get_all("Sec-WebSocket-Key")
+    if len(keys) != 1:
+        raise _bad(400, "exactly one Sec-WebSocket-Key header is required")
+    if not validate_key(keys[0]):
+        raise _bad(400, "Sec-WebSocket-Key is not the base64 encoding of 16 bytes")
+    try:
+        request.subprotocols  # noqa: B018 -- parse for validation
+    except ValueError as exc:
+        raise _bad(400, f"invalid Sec-WebSocket-Protocol header: {exc}") from None
+    try:
+        request.extensions  # noqa: B018
+    except ValueError as exc:
+        raise _bad(400, f"invalid Sec-WebSocket-Extensions header: {exc}") from None
+
+
+def _check_extra(extra: Headers, reserved: Iterable[str], role: str) -> None:
+    for name in reserved:
+        if name in extra:
+            raise ValueError(f"extra_headers may not set {name!r}: the {role} handshake sets it")
+
+
+def accept_response(
+    request: Request,
+    *,
+    subprotocol: str | None = None,
+    extensions: str | None = None,
+    extra_headers: HeadersLike | None = None,
+) -> Response:
+    """Return the 101 Switching Protocols response accepting ``request``.
+
+    Headers: ``Upgrade: websocket``, ``Connection: Upgrade``,
+    ``Sec-WebSocket-Accept``, then ``Sec-WebSocket-Protocol`` if
+    ``subprotocol`` is given (it must be one the client offered),
+    ``Sec-WebSocket-Extensions`` if ``extensions`` (an already formatted
+    value, see :func:`~wsframe.headers.format_extensions`) is given and
+    non-empty, then ``extra_headers``. ``extra_headers`` may not contain the
+    handshake's own headers (nor ``Content-Length``/``Transfer-Encoding``).
+    :class:`ValueError` for any misuse, including a request without exactly
+    one ``Sec-WebSocket-Key`` (call :func:`validate_request` first).
+    """
+    key = request.key
+    if key is None:
+        raise ValueError("the request has no (single) Sec-WebSocket-Key")
+    extra = Headers(extra_headers)
+    _check_extra(extra, _SERVER_OWN, "server")
+    headers = Headers(
+        [
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Accept", accept_key(key)),
+        ]
+    )
+    if subprotocol is not None:
+        if subprotocol not in request.subprotocols:
+            raise ValueError(f"subprotocol {subprotocol!r} was not offered by the client")
+        headers.add("Sec-WebSocket-Protocol", subprotocol)
+    if extensions:
+        parse_extensions([extensions])  # ValueError if malformed
+        headers.add("Sec-WebSocket-Extensions", extensions)
+    headers.extend(extra)
+    return Response(101, "Switching Protocols", headers)
+
+
+_FORBIDDEN_REJECT = ("content-length", "transfer-encoding", "connection")
+
+
+def reject_response(
+    status: int,
+    body: Union[str, bytes] = "",
+    headers: HeadersLike | None = None,
+) -> Response:
+    """Return a complete response with ``status`` that ends the connection.
+
+    Meant for handshake failures (``reject_response(exc.status, exc.body,
+    exc.headers)``) and for plain HTTP answers (e.g. serving a page). The
+    reason phrase is the standard one; ``body`` (``str`` is UTF-8 encoded) is
+    sent as is. Headers: ``headers`` first, then ``Content-Type: text/plain;
+    charset=utf-8`` unless ``headers`` has a ``Content-Type``, then
+    ``Content-Length`` and ``Connection: close``. ``status`` must be 200-599;
+    ``headers`` may not contain ``Content-Length``, ``Transfer-Encoding`` or
+    ``Connection`` (:class:`ValueError`).
+    """
+    if not isinstance(status, int) or not 200 <= status <= 599:
+        raise ValueError(f"status must be an int in 200..599, not {status!r}")
+    data = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+    h = Headers(headers)
+    _check_extra(h, _FORBIDDEN_REJECT, "response")
+    if "Content-Type" not in h:
+        h.add("Content-Type", "text/plain; charset=utf-8")
+    h.add("Content-Length", str(len(data)))
+    h.add("Connection", "close")
+    return Response(status, None, h, data)
+
+
+def select_subprotocol(offered: Sequence[str], supported: Sequence[str]) -> str | None:
+    """Return the first of ``supported`` (server preference) that the client ``offered``.
+
+    Names are compared exactly (subprotocol names are case-sensitive);
+    ``None`` if there is none in common.
+    """
+    offered_set = set(offered)
+    for name in supported:
+        if name in offered_set:
+            return name
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Client
+
+
+def build_request(
+    uri: str,
+    *,
+    key: str | None = None,
+    origin: str | None = None,
+    subprotocols: Sequence[str] | None = None,
+    extensions: str | None = None,
+    extra_headers: HeadersLike | None = None,
+) -> Request:
+    """Return the client's opening-handshake :class:`Request` for ``uri``.
+
+    ``uri`` must be ``ws://`` or ``wss://`` (any case) with a host and no
+    fragment (:class:`ValueError` otherwise). ``Host`` carries the port only
+    when it is not the scheme's default (80/443); IPv6 literals are
+    bracketed; non-ASCII host names are IDNA-encoded. The target is the path
+    (``/`` if empty) and query, percent-encoding characters not allowed in
+    them. ``user:password@`` becomes ``Authorization: Basic``.
+
+    ``key`` defaults to :func:`generate_key` (a given key must be valid
+    base64 of 16 bytes). ``subprotocols`` must be tokens; ``extensions`` is an
+    already formatted ``Sec-WebSocket-Extensions`` value (checked with
+    :func:`~wsframe.headers.parse_extensions`). ``extra_headers`` (a dict,
+    pairs or :class:`~wsframe.headers.Headers`) come last and may not set
+    the handshake's own headers -- ``Host``, ``Upgrade``, ``Connection``,
+    ``Sec-WebSocket-*``, ``Content-Length``, ``Transfer-Encoding``, nor
+    ``Origin``/``Authorization`` when ``origin``/userinfo provide them --
+    :class:`ValueError` otherwise.
+    """
+    parts = urllib.parse.urlsplit(uri)
+    scheme = parts.scheme.lower()
+    if scheme not in ("ws", "wss"):
+        raise ValueError(f"not a ws:// or wss:// URI: {uri!r}")
+    if parts.fragment or uri.endswith("#"):
+        raise ValueError(f"a WebSocket URI cannot have a fragment: {uri!r}")
+    host = parts.hostname
+    if not host:
+        raise ValueError(f"no host in URI {uri!r}")
+    port = parts.port  # ValueError if invalid
+    try:
+        host.encode("ascii")
+    except UnicodeEncodeError:
+        host = host.encode("idna").decode("ascii")
+    if ":" in host:
+        host = f"[{host}]"
+    default_port = 80 if scheme == "ws" else 443
+    host_header = host if port is None or port == default_port else f"{host}:{port}"
+
+    path = urllib.parse.quote(parts.path or "/", safe="/%:@!$&'()*+,;=")
+    target = path
+    if parts.query:
+        target += "?" + urllib.parse.quote(parts.query, safe="/?%:@!$&'()*+,;=")
+
+    if key is None:
+        key = generate_key()
+    elif not validate_key(key):
+        raise ValueError(f"invalid Sec-WebSocket-Key {key!r}")
+
+    extra = Headers(extra_headers)
+    reserved = list(_CLIENT_OWN + _CLIENT_OWN_OPTIONAL)
+    if origin is not None:
+        reserved.append("origin")
+    if parts.username is not None:
+        reserved.append("authorization")
+    _check_extra(extra, reserved, "client")
+
+    headers = Headers(
+        [
+            ("Host", host_header),
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Key", key),
+            ("Sec-WebSocket-Version", "13"),
+        ]
+    )
+    if origin is not None:
+        headers.add("Origin", origin)
+    if subprotocols:
+        for name in subprotocols:
+            if not isinstance(name, str) or not is_token(name):
+                raise ValueError(f"invalid subprotocol name {name!r}")
+        headers.add("Sec-WebSocket-Protocol", ", ".join(subprotocols))
+    if extensions:
+        parse_extensions([extensions])  # ValueError if malformed
+        headers.add("Sec-WebSocket-Extensions", extensions)
+    if parts.username is not None:
+        user = urllib.parse.unquote(parts.username)
+        password = urllib.parse.unquote(parts.password or "")
+        credentials = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        headers.add("Authorization", f"Basic {credentials}")
+    headers.extend(extra)
+    return Request("GET", target, headers)
+
+
+def validate_response(
+    request: Request,
+    response: Response,
+    *,
+    subprotocols: Optional[Sequence[str]] = None,
+    offered_extensions: Optional[Sequence[str]] = None,
+) -> str | None:
+    """Check the server's answer to ``request``; return the subprotocol (or ``None``).
+
+    ``subprotocols`` (offered names) and ``offered_extensions`` (offered
+    extension *names*) default to what ``request`` carries. Checks: status
+    101 (and HTTP/1.1), ``Upgrade`` with the ``websocket`` token and
+    ``Connection`` with the ``upgrade`` token (case-insensitive, comma lists),
+    exactly one ``Sec-WebSocket-Accept`` matching the key, at most one
+    subprotocol and only one that was offered, well-formed
+    ``Sec-WebSocket-Extensions`` naming only offered extensions (their
+    parameters are the extension's business, e.g. the deflate module).
+
+    Any failure raises :class:`~wsframe.errors.InvalidHandshake` carrying the
+    response's ``status``, ``headers`` and ``body``.
+    """
+    headers = response.headers
+
+    def fail(message: str) -> InvalidHandshake:
+        return InvalidHandshake(message, response.status, headers, response.body)
+
+    if response.status != 101:
+        reason = f" {response.reason}" if response.reason else ""
+        raise fail(f"server rejected the WebSocket connection: {response.status}{reason}")
+    if response.version != "HTTP/1.1":
+        raise fail(f"unexpected HTTP version {response.version} in a 101 response")
+    try:
+        upgrade = _tokens_lower(headers, "Upgrade")
+        connection = _tokens_lower(headers, "Connection")
+    except ValueError as exc:
+        raise fail(f"invalid Upgrade or Connection header: {exc}") from None
+    if "websocket" not in upgrade:
+        raise fail("the Upgrade header of the response does not contain websocket")
+    if "upgrade" not in connection:
+        raise fail("the Connection header of the response does not contain upgrade")
+    accepts = headers.get_all("Sec-WebSocket-Accept")
+    if len(accepts) != 1:
+        raise fail("the response needs exactly one Sec-WebSocket-Accept header")
+    key = request.key
+    if key is None or accepts[0] != accept_key(key):
+        raise fail("Sec-WebSocket-Accept does not match Sec-WebSocket-Key")
+
+    if subprotocols is None:
+        subprotocols = request.subprotocols
+    try:
+        chosen = parse_tokens(headers.get_all("Sec-WebSocket-Protocol"))
+    except ValueError as exc:
+        raise fail(f"invalid Sec-WebSocket-Protocol header: {exc}") from None
+    if len(chosen) > 1:
+        raise fail(f"the server selected several subprotocols: {', '.join(chosen)}")
+    subprotocol = chosen[0] if chosen else None
+    if subprotocol is not None and subprotocol not in subprotocols:
+        raise fail(f"the server selected subprotocol {subprotocol!r}, which was not offered")
+
+    if offered_extensions is None:
+        offered_extensions = [name for name, _ in request.extensions]
+    offered_names = {name.lower() for name in offered_extensions}
+    try:
+        accepted = parse_extensions(headers.get_all("Sec-WebSocket-Extensions"))
+    except ValueError as exc:
+        raise fail(f"invalid Sec-WebSocket-Extensions header: {exc}") from None
+    for name, _ in accepted:
+        if name not in offered_names:
+            raise fail(f"the server accepted extension {name!r}, which was not offered")
+    return subprotocol
