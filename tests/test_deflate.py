@@ -1046,3 +1046,19 @@ class TestInteropWsproto:
         ]
         ours = accept_deflate_response(offer, params)  # type: ignore[arg-type]
         self._exchange(ours, theirs, _WsprotoRole(client=False))
+
+
+@pytest.mark.parametrize("fragment", [256, 4096])
+def test_budget_is_per_message_with_small_final_fragments(fragment: int) -> None:
+    # Regression: the fast path for a small final frame did not reset the
+    # budget, so fragmented messages added up until a legal one was refused.
+    params = DeflateParameters()
+    sender = PerMessageDeflate(params, is_server=False, max_message_size=None)
+    receiver = PerMessageDeflate(params, is_server=True, max_message_size=300_000)
+    message = bytes(range(100)) * 1300  # 130 kB: three of them exceed the limit
+    for _ in range(10):
+        compressed = sender.compress(message)
+        pieces = [compressed[i : i + fragment] for i in range(0, len(compressed), fragment)]
+        last = len(pieces) - 1
+        inflated = b"".join(receiver.decompress(p, i == last) for i, p in enumerate(pieces))
+        assert inflated == message

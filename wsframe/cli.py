@@ -30,6 +30,17 @@ def _bench(args: argparse.Namespace) -> int:
     return run(quick=args.quick, json_path=args.json)
 
 
+def _echo(args: argparse.Namespace) -> int:
+    from wsframe.echo import run_echo
+
+    return run_echo(
+        args.host,
+        args.port,
+        compression=None if args.no_compression else "deflate",
+        ping_interval=args.ping_interval or None,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m wsframe``."""
     parser = argparse.ArgumentParser(prog="python -m wsframe", description=__doc__)
@@ -37,6 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = commands.add_parser("info", help="version, implementation and SIMD path in use")
     info.set_defaults(func=_info)
+
+    echo = commands.add_parser("echo", help="an echo server (text as text, binary as binary)")
+    echo.add_argument("--host", default="127.0.0.1")
+    echo.add_argument("--port", type=int, default=9001)
+    echo.add_argument("--no-compression", action="store_true", help="refuse permessage-deflate")
+    echo.add_argument(
+        "--ping-interval", type=float, default=20.0, help="seconds between pings (0: none)"
+    )
+    echo.set_defaults(func=_echo)
 
     bench = commands.add_parser(
         "bench", help="benchmark table: wsframe C vs pure Python vs installed peers"

@@ -147,6 +147,33 @@ class Connection:
     :class:`ClientConnection`.
     """
 
+    # Slots, not a __dict__: a server holds many of these.
+    __slots__ = (
+        "_decoder",
+        "_events",
+        "_out",
+        "_rx_chunks",
+        "_rx_compressed",
+        "_rx_opcode",
+        "_rx_size",
+        "_rx_text",
+        "_rx_utf8",
+        "_tx_compressed",
+        "_tx_opcode",
+        "auto_pong",
+        "close_received",
+        "close_sent",
+        "close_transport",
+        "closed_by",
+        "deflate",
+        "error",
+        "fragments",
+        "is_server",
+        "max_message_size",
+        "state",
+        "subprotocol",
+    )
+
     def __init__(
         self,
         is_server: bool,
@@ -506,6 +533,17 @@ class ServerConnection(Connection):
     ``max_header_line``, ``max_headers``, ``max_header_bytes``).
     """
 
+    __slots__ = (
+        "_early",
+        "_parser",
+        "compression",
+        "deflate_options",
+        "request",
+        "response",
+        "select_subprotocol",
+        "subprotocols",
+    )
+
     def __init__(
         self,
         *,
@@ -530,7 +568,8 @@ class ServerConnection(Connection):
         self._parser: Optional[RequestParser] = RequestParser(**limits)
         #: The request, once received.
         self.request: Optional[HttpRequest] = None
-        #: The response sent, once answered.
+        #: The response sent, when it refused the upgrade or answered plain
+        #: HTTP (a 101 is not kept).
         self.response: Optional[Response] = None
         self._early = bytearray()
 
@@ -614,7 +653,7 @@ class ServerConnection(Connection):
         response = accept_response(
             request, subprotocol=subprotocol, extensions=extensions, extra_headers=extra_headers
         )
-        self.response = response
+        # The 101 response is not kept: a server holds many connections.
         self.subprotocol = subprotocol
         self._out.append(response.serialize())
         self._open(deflate)
@@ -656,6 +695,8 @@ class ClientConnection(Connection):
     ``max_message_size``, ``auto_pong``, ``fragments``, and the response-head
     limits of :class:`wsframe.handshake.ResponseParser`.
     """
+
+    __slots__ = ("_offer", "_parser", "request", "response", "subprotocols")
 
     def __init__(
         self,

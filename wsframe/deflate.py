@@ -370,7 +370,7 @@ class PerMessageDeflate:
         the end of a stream).
         """
         if final and len(data) < _JOIN_TAIL_BELOW:
-            # Fast path, most messages: one zlib call, the budget is untouched.
+            # Fast path, most messages: one zlib call.
             decompressor = self._decompressor
             if decompressor is None:
                 decompressor = self._decompressor = zlib.decompressobj(self._wbits)
@@ -388,7 +388,9 @@ class PerMessageDeflate:
                 if remaining is not None:
                     self._remaining = remaining - len(out)
                 out = self._after_end_of_stream(decompressor, out)
-                self._remaining = self.max_message_size
+            # The message is complete: the next one has the whole budget (the
+            # frames before this one, if any, used part of it).
+            self._remaining = self.max_message_size
             if self.remote_no_context_takeover:
                 self._decompressor = None
             return out

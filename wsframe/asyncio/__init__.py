@@ -1,0 +1,37 @@
+"""WebSocket server and client on asyncio (uvloop works too).
+
+* :func:`serve` runs ``async def handler(ws)`` per connection, or a
+  :class:`Listener` (callback style: ``on_message`` runs synchronously as
+  data arrives — the fastest way).
+* :func:`connect` opens a client connection; ``async for ws in connect(uri)``
+  reconnects with exponential backoff.
+* :func:`broadcast` and :class:`Rooms` send one message to many connections,
+  encoding it once.
+"""
+
+from __future__ import annotations
+
+from .broadcast import BroadcastResult, Rooms, broadcast
+from .client import connect
+from .connection import (
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    Listener,
+    WebSocket,
+)
+from .server import Server, serve
+
+__all__ = [
+    "BroadcastResult",
+    "ConnectionClosed",
+    "ConnectionClosedError",
+    "ConnectionClosedOK",
+    "Listener",
+    "Rooms",
+    "Server",
+    "WebSocket",
+    "broadcast",
+    "connect",
+    "serve",
+]
