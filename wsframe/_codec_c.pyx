@@ -427,6 +427,34 @@ cdef inline uint64_t _load_be64(const unsigned char *p) noexcept:
 # --------------------------------------------------------------------------
 # Decoding
 
+cdef object _first_byte_error(unsigned char b0, bint allow_rsv1):
+    """The message of rules 1-4 broken by a first header byte, or None."""
+    cdef unsigned char opcode = b0 & 0x0F
+    if _is_reserved_opcode(opcode):
+        return f"reserved opcode {opcode:#x}"
+    if b0 & 0x20:
+        return "RSV2 bit set without an extension that defines it"
+    if b0 & 0x10:
+        return "RSV3 bit set without an extension that defines it"
+    if b0 & 0x40:
+        if not allow_rsv1:
+            return "RSV1 bit set without an extension that defines it"
+        if _is_control(b0):
+            return "RSV1 bit set on a control frame"
+        if opcode == 0:
+            return "RSV1 bit set on a continuation frame"
+    if _is_control(b0) and not (b0 & 0x80):
+        return "fragmented control frame"
+    return None
+
+
+# For every first header byte, whether it passes rules 1-4: [allow_rsv1][b0].
+cdef unsigned char _B0_OK[2][256]
+for _allow in range(2):
+    for _b0 in range(256):
+        _B0_OK[_allow][_b0] = _first_byte_error(<unsigned char>_b0, _allow) is None
+
+
 cdef class FrameDecoder:
     """Incremental frame decoder for one direction of one connection.
 
@@ -443,8 +471,8 @@ cdef class FrameDecoder:
     cdef uint64_t _max
     cdef bint _allow_rsv1
     cdef unsigned char _mask_bit
-    # 1 where a first header byte passes rules 1-4 for this decoder.
-    cdef unsigned char _b0_ok[256]
+    # 1 where a first header byte passes rules 1-4 (shared: see _B0_OK).
+    cdef const unsigned char *_b0_ok
     # An incomplete header kept between feeds (at most 13 bytes).
     cdef unsigned char _hdr[14]
     cdef Py_ssize_t _hdr_len
@@ -465,7 +493,6 @@ cdef class FrameDecoder:
         self._partial = NULL
 
     def __init__(self, role, *, max_frame_size=1048576, allow_rsv1=False):
-        cdef int b0
         if role != "server" and role != "client" or type(role) is not str:
             raise ValueError(f"role must be 'server' or 'client', not {role!r}")
         if max_frame_size is None:
@@ -479,8 +506,7 @@ cdef class FrameDecoder:
         self._max = min(max_frame_size, _UNLIMITED)
         self._allow_rsv1 = allow_rsv1
         self._mask_bit = 0x80 if role == "server" else 0
-        for b0 in range(256):
-            self._b0_ok[b0] = self._first_byte_error(<unsigned char>b0) is None
+        self._b0_ok = _B0_OK[1 if self._allow_rsv1 else 0]
         self._hdr_len = 0
         self._error_cls = None
 
@@ -654,28 +680,8 @@ cdef class FrameDecoder:
             out.append(_new_frame(self._b0, payload))
         return take
 
-    cdef object _first_byte_error(self, unsigned char b0):
-        """The message of rules 1-4 broken by a first header byte, or None."""
-        cdef unsigned char opcode = b0 & 0x0F
-        if _is_reserved_opcode(opcode):
-            return f"reserved opcode {opcode:#x}"
-        if b0 & 0x20:
-            return "RSV2 bit set without an extension that defines it"
-        if b0 & 0x10:
-            return "RSV3 bit set without an extension that defines it"
-        if b0 & 0x40:
-            if not self._allow_rsv1:
-                return "RSV1 bit set without an extension that defines it"
-            if _is_control(b0):
-                return "RSV1 bit set on a control frame"
-            if opcode == 0:
-                return "RSV1 bit set on a continuation frame"
-        if _is_control(b0) and not (b0 & 0x80):
-            return "fragmented control frame"
-        return None
-
     cdef str _header_error(self, unsigned char b0, unsigned char b1):
-        message = self._first_byte_error(b0)
+        message = _first_byte_error(b0, self._allow_rsv1)
         if message is not None:
             return message
         if _is_control(b0) and (b1 & 0x7F) > 125:

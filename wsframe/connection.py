@@ -170,6 +170,7 @@ class Connection:
         "fragments",
         "is_server",
         "max_message_size",
+        "on_message",
         "state",
         "subprotocol",
     )
@@ -191,6 +192,10 @@ class Connection:
         self.auto_pong = auto_pong
         #: Whether messages are delivered fragment by fragment.
         self.fragments = fragments
+        #: Optional callback for complete messages (``str`` or ``bytes``),
+        #: called instead of queueing TextMessage/BinaryMessage events (not
+        #: fragments): the fast path of drivers that dispatch at once.
+        self.on_message: Optional[Callable[[Any], None]] = None
         #: The connection's state, as the browser's ``readyState``.
         self.state = State.CONNECTING
         #: The negotiated subprotocol, if any.
@@ -304,6 +309,27 @@ class Connection:
             self._tx_opcode = opcode
         self._out.append(frame)
 
+    def encode_message(self, data: Any) -> bytes:
+        """Return the frame of a whole message for the caller to write now.
+
+        The same as :meth:`send_text` (for ``str``) or :meth:`send_binary` (any
+        bytes-like object) without queueing: the driver writes the result
+        itself, after anything :meth:`data_to_send` still holds.
+        """
+        if self.state is not State.OPEN:
+            self._check_open()
+        if self._tx_opcode:
+            raise InvalidState(
+                "a fragmented message is being sent: finish it with send_continuation()"
+            )
+        opcode = _OP_TEXT if isinstance(data, str) else _OP_BINARY
+        deflate = self.deflate
+        if deflate is None:
+            return encode_frame(opcode, data, mask=None if self.is_server else _mask_keys.next())
+        if opcode == _OP_TEXT:
+            data = data.encode()
+        return encode_frame(opcode, deflate.compress(data), rsv1=True, mask=self._mask())
+
     def send_continuation(self, data: Any, fin: bool) -> None:
         """Send the next fragment of the message started with ``fin=False``."""
         self._check_open()
@@ -361,10 +387,10 @@ class Connection:
 
     def receive_data(self, data: Any) -> None:
         """Process bytes received from the peer; then read :meth:`events`."""
-        if self.state is State.CONNECTING:
-            self._receive_handshake(data)
-        elif self._decoder is not None:
+        if self._decoder is not None:
             self._receive_frames(data)
+        elif self.state is State.CONNECTING:
+            self._receive_handshake(data)
 
     def receive_eof(self) -> None:
         """The peer closed its side of the transport (or the transport was lost)."""
@@ -400,8 +426,28 @@ class Connection:
             frames = decoder.feed(data)
         except ProtocolError as exc:
             frames, error = exc.frames, exc
+        on_message = self.on_message
         try:
             for frame in frames:
+                if (
+                    on_message is not None
+                    and frame.fin
+                    and not frame.rsv1
+                    and not self._rx_opcode
+                    and not self.fragments
+                ):
+                    # Fast path: a whole uncompressed message, no event object.
+                    opcode = frame.opcode
+                    if opcode == _OP_BINARY:
+                        on_message(frame.payload)
+                        continue
+                    if opcode == _OP_TEXT:
+                        try:
+                            text = frame.payload.decode()
+                        except UnicodeDecodeError:
+                            raise _Fail(_invalid_utf8()) from None
+                        on_message(text)
+                        continue
                 self._receive_frame(frame)
                 if self._decoder is None:  # closed or failed: ignore what follows
                     return
@@ -419,11 +465,12 @@ class Connection:
                 # One whole uncompressed message: the common case.
                 if opcode == _OP_TEXT:
                     try:
-                        self._events.append(TextMessage(frame.payload.decode()))
+                        text = frame.payload.decode()
                     except UnicodeDecodeError:
                         raise _Fail(_invalid_utf8()) from None
+                    self._deliver(text)
                 else:
-                    self._events.append(BinaryMessage(frame.payload))
+                    self._deliver(frame.payload)
                 return
             self._rx_opcode = opcode
             self._rx_compressed = frame.rsv1
@@ -441,6 +488,15 @@ class Connection:
             self._events.append(Pong(frame.payload))
         else:
             self._receive_close(frame.payload)
+
+    def _deliver(self, message: Any) -> None:
+        """A complete message: to ``on_message`` if set, else as an event."""
+        if self.on_message is not None:
+            self.on_message(message)
+        elif isinstance(message, str):
+            self._events.append(TextMessage(message))
+        else:
+            self._events.append(BinaryMessage(message))
 
     def _receive_message_data(self, frame: Any) -> None:
         data = frame.payload
@@ -469,9 +525,7 @@ class Connection:
             self._rx_chunks.append(data)
             if fin:
                 message = b"".join(self._rx_chunks)
-                self._events.append(
-                    TextMessage(message.decode()) if text else BinaryMessage(message)
-                )
+                self._deliver(message.decode() if text else message)
         if fin:
             self._rx_opcode = 0
             self._rx_chunks = []

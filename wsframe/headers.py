@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from sys import intern
 from typing import Optional, Union
 
 __all__ = [
@@ -91,7 +92,9 @@ class Headers:
     def _trusted(cls, fields: list[tuple[str, str]]) -> Headers:
         """Build from fields already validated by a parser."""
         h = cls()
-        h._fields = [(n, v, n.lower()) for n, v in fields]
+        # Names are interned: the same few recur in every request, and a
+        # server keeps each connection's request.
+        h._fields = [(intern(n), v, intern(n.lower())) for n, v in fields]
         return h
 
     @staticmethod

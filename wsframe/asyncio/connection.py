@@ -172,7 +172,8 @@ class WebSocket(asyncio.Protocol):
         self._close_timeout = close_timeout
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._transport: Optional[asyncio.Transport] = None
-        self._messages: collections.deque[Message] = collections.deque()
+        # Created on the first queued message (never, in the callback style).
+        self._messages: Optional[collections.deque[Message]] = None
         self._recv_waiter: Optional[asyncio.Future[None]] = None
         self._drain_waiter: Optional[asyncio.Future[None]] = None
         self._open_waiter: Optional[asyncio.Future[None]] = None
@@ -188,6 +189,8 @@ class WebSocket(asyncio.Protocol):
         self._ping_deadline = 0.0
         #: The peer's address, as the transport's ``peername``.
         self.remote_address: Any = None
+        # Whole messages come straight from the frame loop, without events.
+        conn.on_message = self._on_listener_message if listener is not None else self._queue
 
     # ------------------------------------------------------------ properties
 
@@ -248,10 +251,12 @@ class WebSocket(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         conn = self._conn
-        conn.receive_data(data)
-        events = conn.events()
-        if events:
-            self._dispatch(events)
+        if conn._decoder is not None:
+            conn._receive_frames(data)  # open: straight to the frames
+        else:
+            conn.receive_data(data)
+        if conn._events:
+            self._dispatch(conn.events())
         if conn._out:
             self._flush()
         if conn.close_transport and self._transport is not None:
@@ -337,6 +342,8 @@ class WebSocket(asyncio.Protocol):
                     waiter.set_exception(event.error)
 
     def _queue(self, message: Message) -> None:
+        if self._messages is None:
+            self._messages = collections.deque()
         self._messages.append(message)
         waiter = self._recv_waiter
         if waiter is not None:
@@ -347,16 +354,25 @@ class WebSocket(asyncio.Protocol):
             if self._transport is not None:
                 self._transport.pause_reading()
 
+    def _on_listener_message(self, message: Message) -> None:
+        try:
+            self._listener.on_message(self, message)  # type: ignore[union-attr]
+        except Exception as exc:
+            self._listener_failed(exc)
+
+    def _listener_failed(self, exc: Exception) -> None:
+        listener = self._listener
+        assert listener is not None
+        try:
+            listener.on_error(self, exc)
+        finally:
+            self._internal_error()
+
     def _listener_call(self, method: Callable[..., None], *args: Any) -> None:
         try:
             method(self, *args)
         except Exception as exc:
-            listener = self._listener
-            assert listener is not None
-            try:
-                listener.on_error(self, exc)
-            finally:
-                self._internal_error()
+            self._listener_failed(exc)
 
     def _internal_error(self) -> None:
         conn = self._conn
@@ -411,21 +427,25 @@ class WebSocket(asyncio.Protocol):
         callback style and for broadcasting; check :attr:`buffered_amount` to
         avoid growing the buffer without bound.
         """
-        self._check_sendable()
         conn = self._conn
-        if isinstance(message, str):
-            conn.send_text(message)
-        elif (
-            conn.is_server
-            and conn.deflate is None
+        transport = self._transport
+        if transport is None or conn.state is not State.OPEN:
+            self._check_sendable()
+        assert transport is not None
+        if (
+            type(message) is not str
             and len(message) >= _ZERO_COPY_SIZE
+            and conn.is_server
+            and conn.deflate is None
             and isinstance(message, (bytes, bytearray, memoryview))
+            and not conn._tx_opcode
         ):
             self._send_zero_copy(message)
             return
-        else:
-            conn.send_binary(message)
-        self._flush()
+        frame = conn.encode_message(message)
+        if conn._out:
+            self._flush()
+        transport.write(frame)
 
     def _send_zero_copy(self, payload: Any) -> None:
         from ..codec import encode_frame_header
