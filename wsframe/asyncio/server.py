@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import socket
@@ -161,7 +162,13 @@ class _ServerWebSocket(WebSocket):
     async def _run_handler(self) -> None:
         assert self._handler is not None
         try:
-            await self._handler(self)
+            pending = self._handler(self)
+            if not inspect.isawaitable(pending):
+                raise TypeError(
+                    f"the connection handler {self._handler!r} returned {pending!r}, not an "
+                    "awaitable: pass an async function, or a Listener subclass"
+                )
+            await pending
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -192,14 +199,15 @@ class Server:
     ) -> None:
         self._handler: Optional[Handler] = None
         self._listener_factory: Optional[Callable[[], Listener]] = None
-        if isinstance(handler, type) and issubclass(handler, Listener):
-            self._listener_factory = handler
-        elif inspect.iscoroutinefunction(handler) or _is_async_callable(handler):
-            self._handler = handler  # type: ignore[assignment]
-        elif callable(handler):
+        if _is_listener_class(handler):
             self._listener_factory = handler  # type: ignore[assignment]
+        elif callable(handler):
+            self._handler = handler  # type: ignore[assignment]
         else:
-            raise TypeError("handler must be an async function or a Listener class")
+            raise TypeError(
+                "handler must be an async function (called with each connection) "
+                "or a Listener subclass (instantiated for each connection)"
+            )
         self._options = options
         self._process_request = process_request
         self._max_connections = max_connections
@@ -288,9 +296,11 @@ class Server:
         await self.close()
 
 
-def _is_async_callable(obj: Any) -> bool:
-    call = getattr(obj, "__call__", None)  # noqa: B004 - instances with async __call__
-    return call is not None and inspect.iscoroutinefunction(call)
+def _is_listener_class(obj: Any) -> bool:
+    """A Listener subclass, or a functools.partial of one (a class with arguments)."""
+    if isinstance(obj, functools.partial):
+        obj = obj.func
+    return isinstance(obj, type) and issubclass(obj, Listener)
 
 
 class serve:
