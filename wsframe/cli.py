@@ -1,4 +1,4 @@
-"""The ``python -m wsframe`` command line: ``info`` and ``bench``."""
+"""The ``python -m wsframe`` command line: ``info``, ``echo``, ``chat`` and ``bench``."""
 
 from __future__ import annotations
 
@@ -41,6 +41,12 @@ def _echo(args: argparse.Namespace) -> int:
     )
 
 
+def _chat(args: argparse.Namespace) -> int:
+    from wsframe.chat import run_chat
+
+    return run_chat(args.host, args.port, args.db)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m wsframe``."""
     parser = argparse.ArgumentParser(prog="python -m wsframe", description=__doc__)
@@ -57,6 +63,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--ping-interval", type=float, default=20.0, help="seconds between pings (0: none)"
     )
     echo.set_defaults(func=_echo)
+
+    chat = commands.add_parser(
+        "chat", help="the chat demo: a page at http://HOST:PORT/, the WebSocket at /ws"
+    )
+    chat.add_argument("--host", default="127.0.0.1")
+    chat.add_argument("--port", type=int, default=8765)
+    chat.add_argument(
+        "--db",
+        metavar="PATH",
+        help="SQLite file of the history, or :memory: (default: in the user's data directory)",
+    )
+    chat.set_defaults(func=_chat)
 
     bench = commands.add_parser(
         "bench", help="benchmark table: wsframe C vs pure Python vs installed peers"

@@ -24,6 +24,7 @@ CONNECTING (0), OPEN (1), CLOSING (2), CLOSED (3).
 from __future__ import annotations
 
 import codecs
+import collections
 import enum
 import os
 from collections.abc import Sequence
@@ -158,6 +159,9 @@ class Connection:
         "_rx_size",
         "_rx_text",
         "_rx_utf8",
+        "_paused",
+        "_stashed",
+        "_stashed_error",
         "_tx_compressed",
         "_tx_opcode",
         "auto_pong",
@@ -225,6 +229,10 @@ class Connection:
         self._rx_size = 0
         self._rx_utf8 = Utf8Validator()
         self._rx_text: Optional[codecs.IncrementalDecoder] = None
+        # Delivery paused by the application, and what arrived meanwhile.
+        self._paused = False
+        self._stashed: Optional[collections.deque[Any]] = None
+        self._stashed_error: Optional[ProtocolError] = None
         # The fragmented message being sent: opcode (0: none), compressed.
         self._tx_opcode = 0
         self._tx_compressed = False
@@ -426,11 +434,32 @@ class Connection:
             frames = decoder.feed(data)
         except ProtocolError as exc:
             frames, error = exc.frames, exc
+        if self._paused:
+            # Keep the frames as they are (compressed payloads stay
+            # compressed) until resume(): at most what one read brought.
+            self._stash(frames, error)
+            return
+        self._process_frames(frames, error)
+
+    def _stash(self, frames: list[Any], error: Optional[ProtocolError]) -> None:
+        if self._stashed is None:
+            self._stashed = collections.deque()
+        self._stashed.extend(frames)
+        if error is not None:
+            self._stashed_error = error
+            self._decoder = None  # nothing after the violation counts
+
+    def _process_frames(self, frames: Any, error: Optional[ProtocolError]) -> None:
         on_message = self.on_message
+        events = self._events
         try:
-            for frame in frames:
+            for index, frame in enumerate(frames):
+                if self._paused:
+                    self._stash(list(frames)[index:], error)
+                    return
                 if (
                     on_message is not None
+                    and not events  # never overtake an event waiting to be read
                     and frame.fin
                     and not frame.rsv1
                     and not self._rx_opcode
@@ -449,12 +478,38 @@ class Connection:
                         on_message(text)
                         continue
                 self._receive_frame(frame)
-                if self._decoder is None:  # closed or failed: ignore what follows
-                    return
+                if self.state is State.CLOSED or self.error is not None:
+                    return  # closed or failed: ignore what follows
             if error is not None:
                 raise _Fail(error)
         except _Fail as failure:
             self._fail(failure.error)
+
+    def pause(self) -> None:
+        """Stop delivering messages (the application's queue is full).
+
+        Frames that arrive meanwhile are kept undecoded beyond framing
+        (compressed payloads are not inflated) until :meth:`resume`; the driver
+        should also stop reading from the transport, so that at most one
+        read's worth is kept.
+        """
+        self._paused = True
+
+    def resume(self) -> None:
+        """Deliver what arrived while paused, then go on as usual."""
+        self._paused = False
+        stashed = self._stashed
+        if not stashed:
+            return
+        self._stashed = None
+        error, self._stashed_error = self._stashed_error, None
+        if self.state is not State.CLOSED:
+            self._process_frames(stashed, error)
+
+    @property
+    def paused(self) -> bool:
+        """Whether message delivery is paused (see :meth:`pause`)."""
+        return self._paused
 
     def _receive_frame(self, frame: Any) -> None:
         opcode = frame.opcode
@@ -490,8 +545,12 @@ class Connection:
             self._receive_close(frame.payload)
 
     def _deliver(self, message: Any) -> None:
-        """A complete message: to ``on_message`` if set, else as an event."""
-        if self.on_message is not None:
+        """A complete message: to ``on_message`` if set, else as an event.
+
+        While events wait to be read, messages become events too, so the
+        driver sees everything in the order it arrived.
+        """
+        if self.on_message is not None and not self._events:
             self.on_message(message)
         elif isinstance(message, str):
             self._events.append(TextMessage(message))

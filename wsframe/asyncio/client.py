@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import socket
 import ssl as ssl_module
 import urllib.parse
 from collections.abc import AsyncIterator, Sequence
@@ -59,7 +60,8 @@ class connect:
     ``ping_timeout`` [20 s], ``close_timeout`` [10 s], ``max_message_size``
     [1 MiB], ``max_queue`` [16], ``write_limit`` [64 KiB], ``listener`` (a
     :class:`Listener` instance or class, for the callback style), ``host`` and
-    ``port`` to connect somewhere else than the URI says (a proxy, a test).
+    ``port`` to connect somewhere else than the URI says (a proxy, a test),
+    ``path`` to connect over a Unix socket, or ``sock`` (a connected socket).
     """
 
     def __init__(
@@ -75,6 +77,8 @@ class connect:
         server_hostname: Optional[str] = None,
         host: Optional[str] = None,
         port: Optional[int] = None,
+        path: Optional[str] = None,
+        sock: Optional[socket.socket] = None,
         open_timeout: Optional[float] = DEFAULT_OPEN_TIMEOUT,
         ping_interval: Optional[float] = DEFAULT_PING_INTERVAL,
         ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT,
@@ -99,6 +103,10 @@ class connect:
         elif not secure and ssl:
             raise ValueError("ssl is only for wss:// URIs")
         self.uri = uri
+        if path is not None and sock is not None:
+            raise ValueError("give path or sock, not both")
+        self._path = path
+        self._sock = sock
         self._host = host or parts.hostname
         self._port = port or parts.port or (443 if secure else 80)
         self._ssl = ssl or None
@@ -143,13 +151,25 @@ class connect:
             )
 
         async def open_connection() -> None:
-            await loop.create_connection(
-                lambda: ws,
-                self._host,
-                self._port,
-                ssl=self._ssl,
-                server_hostname=self._server_hostname,
-            )
+            if self._path is not None:
+                await loop.create_unix_connection(
+                    lambda: ws, self._path, ssl=self._ssl, server_hostname=self._server_hostname
+                )
+            elif self._sock is not None:
+                await loop.create_connection(
+                    lambda: ws,
+                    sock=self._sock,
+                    ssl=self._ssl,
+                    server_hostname=self._server_hostname,
+                )
+            else:
+                await loop.create_connection(
+                    lambda: ws,
+                    self._host,
+                    self._port,
+                    ssl=self._ssl,
+                    server_hostname=self._server_hostname,
+                )
             assert ws._open_waiter is not None
             await ws._open_waiter
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import Any, Callable, Optional, Union
 
@@ -242,8 +243,8 @@ class WebSocket(asyncio.Protocol):
     # ----------------------------------------------------- asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # Not asserted to be an asyncio.Transport: uvloop's transports are not.
+        self._transport = transport  # type: ignore[assignment]
         self._loop = asyncio.get_running_loop()
         self.remote_address = transport.get_extra_info("peername")
         transport.set_write_buffer_limits(self._write_limit)
@@ -268,6 +269,10 @@ class WebSocket(asyncio.Protocol):
     def connection_lost(self, exc: Optional[Exception]) -> None:
         conn = self._conn
         was_connecting = conn.state is State.CONNECTING
+        if conn.paused:
+            # What arrived while the application was behind is not lost: it
+            # is queued for recv() (at most one read beyond max_queue).
+            conn.resume()
         conn.receive_eof()
         events = conn.events()
         if events:
@@ -350,9 +355,28 @@ class WebSocket(asyncio.Protocol):
             self._recv_waiter = None
             _wake(waiter)
         if len(self._messages) >= self._max_queue and not self._paused_reading:
+            # The application is behind: stop delivering (the rest of this
+            # read stays in the connection, undecoded) and stop reading.
             self._paused_reading = True
+            self._conn.pause()
             if self._transport is not None:
                 self._transport.pause_reading()
+
+    def _resume(self) -> None:
+        """The application caught up: deliver what waited, read again."""
+        self._paused_reading = False
+        conn = self._conn
+        conn.resume()
+        if conn._events:
+            self._dispatch(conn.events())
+        if conn._out:
+            self._flush()
+        transport = self._transport
+        if transport is not None:
+            if conn.close_transport:
+                transport.close()
+            elif not self._paused_reading:
+                transport.resume_reading()
 
     def _on_listener_message(self, message: Message) -> None:
         try:
@@ -433,11 +457,10 @@ class WebSocket(asyncio.Protocol):
             self._check_sendable()
         assert transport is not None
         if (
-            type(message) is not str
+            type(message) is bytes  # immutable: safe to leave in the transport's buffer
             and len(message) >= _ZERO_COPY_SIZE
             and conn.is_server
             and conn.deflate is None
-            and isinstance(message, (bytes, bytearray, memoryview))
             and not conn._tx_opcode
         ):
             self._send_zero_copy(message)
@@ -450,10 +473,9 @@ class WebSocket(asyncio.Protocol):
     def _send_zero_copy(self, payload: Any) -> None:
         from ..codec import encode_frame_header
 
-        view = memoryview(payload)
         self._flush()
         assert self._transport is not None
-        self._transport.writelines([encode_frame_header(2, view.nbytes), view])
+        self._transport.writelines([encode_frame_header(2, len(payload)), payload])
 
     async def send(self, message: Any) -> None:
         """Send a message: ``str`` as text, bytes-like as binary.
@@ -462,14 +484,17 @@ class WebSocket(asyncio.Protocol):
         one fragmented message, a fragment per item. Waits while the write
         buffer is above its high-water mark (backpressure).
         """
-        if isinstance(message, (str, bytes, bytearray, memoryview)):
-            self.send_nowait(message)
+        if type(message) is str or type(message) is bytes or _is_buffer(message):
+            self.send_nowait(message)  # bytes-like: array.array, numpy... too
         elif isinstance(message, AsyncIterable):
             await self._send_fragments(message.__aiter__())
-        elif isinstance(message, Iterable):
+        elif isinstance(message, Iterable) and not isinstance(message, str):
             await self._send_fragments(_aiter(message))
         else:
-            self.send_nowait(message)  # other buffers (array, numpy...)
+            raise TypeError(
+                f"cannot send {type(message).__name__}: send str, a bytes-like object, "
+                "or an (async) iterable of them for a fragmented message"
+            )
         if self._write_paused:
             await self.drain()
 
@@ -527,7 +552,8 @@ class WebSocket(asyncio.Protocol):
         if payload in self._pings:
             raise ValueError("a ping with this payload is already waiting for its pong")
         future: asyncio.Future[float] = self._loop.create_future()
-        self._pings[payload] = (future, self._loop.time())
+        # perf_counter, not loop.time(): uvloop's clock ticks in milliseconds.
+        self._pings[payload] = (future, time.perf_counter())
         self._conn.send_ping(payload)
         self._flush()
         return await future
@@ -550,7 +576,7 @@ class WebSocket(asyncio.Protocol):
             entry = pings.pop(payload, None)
             if entry is not None and not entry[0].done():
                 assert self._loop is not None
-                entry[0].set_result(self._loop.time() - entry[1])
+                entry[0].set_result(time.perf_counter() - entry[1])
 
     # -------------------------------------------------------------- reading
 
@@ -565,9 +591,7 @@ class WebSocket(asyncio.Protocol):
             if messages:
                 message = messages.popleft()
                 if self._paused_reading and len(messages) <= self._max_queue // 2:
-                    self._paused_reading = False
-                    if self._transport is not None:
-                        self._transport.resume_reading()
+                    self._resume()
                 return message
             if self._transport is None and self._conn.state is not State.CONNECTING:
                 raise self._closed_error()
@@ -652,6 +676,14 @@ class WebSocket(asyncio.Protocol):
 def _abort_if_open(ws: WebSocket) -> None:
     if ws._transport is not None:
         ws._transport.abort()
+
+
+def _is_buffer(obj: Any) -> bool:
+    try:
+        memoryview(obj).release()
+    except TypeError:
+        return False
+    return True
 
 
 def _wake(waiter: Optional[asyncio.Future[None]]) -> None:

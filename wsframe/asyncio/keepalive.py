@@ -67,6 +67,12 @@ class Heartbeat:
         now = self._loop.time()
         interval = self.ping_interval
         for ws in list(self._members):
+            if ws._paused_reading:
+                # The application is behind and reading is paused: a pong
+                # could not be read, so the peer is not to blame.
+                if ws._ping_payload is not None:
+                    ws._ping_deadline = now + self.ping_timeout
+                continue
             if ws._ping_payload is not None:
                 if now >= ws._ping_deadline:
                     self._members.discard(ws)

@@ -34,6 +34,9 @@ Handler = Callable[[WebSocket], Awaitable[Any]]
 ProcessRequest = Callable[[WebSocket, HttpRequest], Any]
 
 
+_INTERNAL_ERROR = (500, "Internal Server Error\n")
+
+
 class _ServerWebSocket(WebSocket):
     """A server-side connection: runs the handshake policy and the handler."""
 
@@ -100,30 +103,38 @@ class _ServerWebSocket(WebSocket):
             result = process_request(self, request)
         except Exception:
             logger.exception("process_request failed")
-            self._respond((500, "Internal Server Error\n"))
-            return
+            result = _INTERNAL_ERROR
         if inspect.isawaitable(result):
             assert self._loop is not None
             self._task = self._loop.create_task(self._process_async(result))
-        elif result is None:
-            self._accept()
         else:
-            self._respond(result)
+            self._answer(result)
 
     async def _process_async(self, pending: Awaitable[Any]) -> None:
         try:
             result = await pending
         except Exception:
             logger.exception("process_request failed")
-            result = (500, "Internal Server Error\n")
+            result = _INTERNAL_ERROR
         self._task = None
         if self._transport is None or self._conn.state is not State.CONNECTING:
             return
-        if result is None:
-            self._accept()
-        else:
-            self._respond(result)
+        self._answer(result)
         self._after_handshake_io()
+
+    def _answer(self, result: Any) -> None:
+        """Go on with the handshake (None) or send process_request's response."""
+        try:
+            if result is None:
+                self._accept()
+            else:
+                self._respond(result)
+        except Exception:
+            if result is not None and result is not _INTERNAL_ERROR:
+                logger.exception("invalid response from process_request: %r", result)
+                self._respond(_INTERNAL_ERROR)
+            else:
+                raise
 
     def _respond(self, result: Any) -> None:
         conn = self._conn
@@ -216,6 +227,7 @@ class Server:
         self._server: Optional[asyncio.AbstractServer] = None
         self._heartbeat: Optional[Heartbeat] = None
         self._closing: Optional[asyncio.Task[None]] = None
+        self._wakeup: Optional[asyncio.Future[None]] = None
 
     def _protocol(self) -> WebSocket:
         return _ServerWebSocket(self)
@@ -242,13 +254,18 @@ class Server:
         return self._server is not None and self._server.is_serving()
 
     async def serve_forever(self) -> None:
-        """Serve until :meth:`close` is called or the task is cancelled."""
+        """Serve until :meth:`close` is called or the task is cancelled.
+
+        Cancelling it closes the server (and its connections, with 1001).
+        """
         assert self._server is not None
         try:
-            await self._server.serve_forever()
+            while self._closing is None:
+                self._wakeup = asyncio.get_running_loop().create_future()
+                await self._wakeup
+            await asyncio.shield(self._closing)
         except asyncio.CancelledError:
-            if self._closing is None:
-                await self.close()
+            await self.close()
             raise
 
     async def close(self, close_connections: bool = True, code: int = 1001) -> None:
@@ -257,6 +274,8 @@ class Server:
             self._closing = asyncio.get_running_loop().create_task(
                 self._close(close_connections, code)
             )
+            if self._wakeup is not None and not self._wakeup.done():
+                self._wakeup.set_result(None)  # serve_forever returns
         await asyncio.shield(self._closing)
 
     async def _close(self, close_connections: bool, code: int) -> None:
@@ -267,13 +286,14 @@ class Server:
         if close_connections:
             websockets = list(self.websockets)
             for ws in websockets:
-                if ws._conn.state is State.CONNECTING:
-                    if ws._transport is not None:
-                        ws._transport.abort()
-                else:
-                    ws.fail(code, "server shutting down")
+                if ws._conn.state is State.CONNECTING and ws._transport is not None:
+                    ws._transport.abort()
+            # A closing handshake with each (close_timeout bounds it).
             if websockets:
-                await asyncio.gather(*(ws.wait_closed() for ws in websockets))
+                await asyncio.gather(
+                    *(ws.close(code, "server shutting down") for ws in websockets),
+                    return_exceptions=True,
+                )
             tasks = [t for ws in websockets if (t := ws._task) is not None]  # type: ignore[attr-defined]
             for task in tasks:
                 task.cancel()

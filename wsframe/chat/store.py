@@ -1,0 +1,146 @@
+"""The chat history: an embedded SQLite database (standard library ``sqlite3``).
+
+Writes run inline on the event loop: an ``INSERT`` into a WAL-mode database
+costs a few microseconds, and the commits are grouped — one per
+``commit_delay`` seconds at most — so a busy room does not pay an ``fsync``
+per message. The last messages of each room are also kept in memory, so a
+join's history replay does not touch the disk after the first one.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import sqlite3
+import sys
+import time
+from pathlib import Path
+from typing import NamedTuple, Optional, Union
+
+__all__ = ["DEFAULT_HISTORY", "HistoryStore", "StoredMessage", "default_db_path"]
+
+#: Messages replayed when joining a room.
+DEFAULT_HISTORY = 50
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    id   INTEGER PRIMARY KEY AUTOINCREMENT,
+    room TEXT    NOT NULL,
+    nick TEXT    NOT NULL,
+    text TEXT    NOT NULL,
+    ts   INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_room_id ON messages (room, id);
+"""
+
+
+class StoredMessage(NamedTuple):
+    """One room message: its id (increasing), room, sender, text, server time (ms)."""
+
+    id: int
+    room: str
+    nick: str
+    text: str
+    ts: int
+
+    def as_dict(self) -> dict[str, Union[int, str]]:
+        """The fields of a ``message`` in the protocol."""
+        return {
+            "id": self.id,
+            "room": self.room,
+            "from": self.nick,
+            "text": self.text,
+            "ts": self.ts,
+        }
+
+
+def default_db_path() -> Path:
+    """Where the history lives by default, following each platform's convention.
+
+    ``%LOCALAPPDATA%\\wsframe`` on Windows, ``~/Library/Application
+    Support/wsframe`` on macOS, ``$XDG_DATA_HOME/wsframe`` (default
+    ``~/.local/share/wsframe``) elsewhere; the file is ``chat.sqlite3``.
+    """
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "wsframe" / "chat.sqlite3"
+
+
+class HistoryStore:
+    """Room messages in SQLite, with the last ``history`` of each room cached in memory.
+
+    ``path`` is a file (its directory is created) or ``":memory:"``. Call
+    :meth:`commit` periodically (the server does it at most ``commit_delay``
+    after a write) and :meth:`close` at the end.
+    """
+
+    def __init__(self, path: Union[str, os.PathLike[str]], history: int = DEFAULT_HISTORY) -> None:
+        self.path = str(path)
+        self.history = history
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, isolation_level="DEFERRED")
+        if self.path != ":memory:":
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._db.commit()
+        self._recent: dict[str, collections.deque[StoredMessage]] = {}
+        self.dirty = False
+
+    def add(self, room: str, nick: str, text: str, ts: Optional[int] = None) -> StoredMessage:
+        """Store a message (committed by the next :meth:`commit`) and return it."""
+        if ts is None:
+            ts = int(time.time() * 1000)
+        cursor = self._db.execute(
+            "INSERT INTO messages (room, nick, text, ts) VALUES (?, ?, ?, ?)",
+            (room, nick, text, ts),
+        )
+        message = StoredMessage(int(cursor.lastrowid or 0), room, nick, text, ts)
+        self._cache(room).append(message)
+        self.dirty = True
+        return message
+
+    def recent(self, room: str) -> list[StoredMessage]:
+        """The last ``history`` messages of ``room``, oldest first."""
+        return list(self._cache(room))
+
+    def rooms(self, limit: int = 50) -> list[str]:
+        """The rooms with history, most recently active first."""
+        rows = self._db.execute(
+            "SELECT room FROM messages GROUP BY room ORDER BY MAX(id) DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def _cache(self, room: str) -> collections.deque[StoredMessage]:
+        cache = self._recent.get(room)
+        if cache is None:
+            rows = self._db.execute(
+                "SELECT id, room, nick, text, ts FROM messages WHERE room = ?"
+                " ORDER BY id DESC LIMIT ?",
+                (room, self.history),
+            ).fetchall()
+            cache = collections.deque(
+                (StoredMessage(*row) for row in reversed(rows)), maxlen=self.history
+            )
+            self._recent[room] = cache
+        return cache
+
+    def forget(self, room: str) -> None:
+        """Drop the in-memory copy of ``room`` (e.g. when nobody is in it any more)."""
+        self._recent.pop(room, None)
+
+    def commit(self) -> None:
+        """Commit the pending writes."""
+        if self.dirty:
+            self._db.commit()
+            self.dirty = False
+
+    def close(self) -> None:
+        """Commit and close the database."""
+        self.commit()
+        self._db.close()

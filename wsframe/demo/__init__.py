@@ -1,0 +1,2 @@
+"""The chat demo's page: ``index.html``, ``chat.js`` and ``chat.css``, served by
+``python -m wsframe chat`` (read with :mod:`importlib.resources`)."""
