@@ -1,6 +1,6 @@
 """One WebSocket connection on asyncio: the protocol and the application's handle.
 
-:class:`WebSocket` is at once the :class:`asyncio.Protocol` the event loop
+:class:`WebSocket` is at once the :class:`asyncio.BufferedProtocol` the event loop
 drives and the object an application uses (``await ws.recv()``,
 ``await ws.send()``, ``async for message in ws``...). Keeping both in one
 object with ``__slots__`` keeps an idle connection small.
@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
+import threading
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import Any, Callable, Optional, Union
@@ -122,7 +123,26 @@ class Listener:
         """A listener method raised ``error``; the connection is closed with 1011."""
 
 
-class WebSocket(asyncio.Protocol):
+_READ_BUFFER_SIZE = 256 * 1024
+_thread_state = threading.local()
+
+
+def _read_buffer() -> memoryview:
+    """The read buffer of this thread's connections: one for all of them.
+
+    The transport reads into it and ``buffer_updated`` parses it at once (the
+    decoder copies what it keeps), so no connection holds it between reads:
+    an idle connection owns no read buffer, and no ``bytes`` is allocated per
+    read.
+    """
+    try:
+        return _thread_state.read_buffer  # type: ignore[no-any-return]
+    except AttributeError:
+        view = _thread_state.read_buffer = memoryview(bytearray(_READ_BUFFER_SIZE))
+        return view
+
+
+class WebSocket(asyncio.BufferedProtocol):
     """One WebSocket connection, server or client side.
 
     Handlers get one from ``serve``; clients from ``connect``. Messages are
@@ -247,10 +267,17 @@ class WebSocket(asyncio.Protocol):
         self._transport = transport  # type: ignore[assignment]
         self._loop = asyncio.get_running_loop()
         self.remote_address = transport.get_extra_info("peername")
-        transport.set_write_buffer_limits(self._write_limit)
+        # A WriteTransport (or uvloop's), though Protocol types it as BaseTransport.
+        transport.set_write_buffer_limits(self._write_limit)  # type: ignore[attr-defined]
         self._flush()  # the client's request
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return _read_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(_read_buffer()[:nbytes])
+
+    def data_received(self, data: Any) -> None:
         conn = self._conn
         if conn._decoder is not None:
             conn._receive_frames(data)  # open: straight to the frames
