@@ -36,6 +36,7 @@ from wsframe.asyncio import (
     WebSocket,
     broadcast,
     connect,
+    serve,
 )
 from wsframe.connection import ServerConnection, State
 from wsframe.errors import InvalidState
@@ -825,3 +826,50 @@ async def test_rooms_chat_from_a_handler() -> None:
             await asyncio.wait_for(alice.recv(), 0.05)
         await close_all([alice, bob, carol])
         await eventually(lambda: rooms.rooms() == [])
+
+
+# ------------------------------------------------------------ write coalescing
+
+
+class _BroadcastThenDirect(Listener):
+    def on_message(self, ws: WebSocket, message: Any) -> None:
+        broadcast([ws], "broadcast 1")
+        ws.send_nowait("direct")
+        broadcast([ws], "broadcast 2")
+
+
+@async_test
+async def test_broadcast_and_direct_sends_keep_their_order() -> None:
+    async with serve(_BroadcastThenDirect, "127.0.0.1", 0) as server:  # noqa: SIM117
+        async with connect(f"ws://127.0.0.1:{server.port}/") as ws:
+            await ws.send("go")
+            received = [await ws.recv() for _ in range(3)]
+    assert received == ["broadcast 1", "direct", "broadcast 2"]
+
+
+class _Burst(Listener):
+    writes: ClassVar[list[int]] = []
+
+    def on_message(self, ws: WebSocket, message: Any) -> None:
+        transport = ws._transport
+        original = transport.write
+
+        def counting_write(data: Any) -> None:
+            _Burst.writes.append(len(data))
+            original(data)
+
+        transport.write = counting_write  # type: ignore[method-assign]
+        for index in range(10):
+            broadcast([ws], f"frame {index}")
+
+
+@async_test
+async def test_a_burst_of_broadcasts_is_one_write_per_connection() -> None:
+    _Burst.writes.clear()
+    async with serve(_Burst, "127.0.0.1", 0) as server:  # noqa: SIM117
+        async with connect(f"ws://127.0.0.1:{server.port}/") as ws:
+            await ws.send("go")
+            received = [await ws.recv() for _ in range(10)]
+            writes = len(_Burst.writes)  # before the closing handshake writes
+    assert received == [f"frame {index}" for index in range(10)]
+    assert writes == 1  # ten frames, one transport.write

@@ -1,8 +1,10 @@
 """Broadcast one message to many connections, and socket.io-like rooms.
 
 :func:`broadcast` encodes the frame once and writes the same ``bytes`` to
-every connection; with permessage-deflate, connections whose compression has
-no context takeover share one compressed frame per identical setting. It
+every connection, at the end of the current loop iteration together with any
+other broadcast frame for that connection (one syscall for a burst). With
+permessage-deflate, connections whose compression has no context takeover
+share one compressed frame per identical setting. It
 never waits: a connection whose send buffer is over ``max_buffer`` is skipped
 (or closed, with ``on_slow="close"``) and reported in the result.
 """
@@ -61,9 +63,7 @@ def broadcast(
         transport = ws._transport
         if transport is None or conn.state is not State.OPEN:
             continue
-        if conn._tx_opcode or (
-            max_buffer is not None and transport.get_write_buffer_size() > max_buffer
-        ):
+        if conn._tx_opcode or (max_buffer is not None and ws.buffered_amount > max_buffer):
             slow.append(ws)
             if on_slow == "close":
                 ws.fail(1008, "too slow to keep up")
@@ -85,7 +85,7 @@ def broadcast(
         else:
             # Context takeover: this connection's compressor has its own history.
             data = encode_frame(opcode, deflate.compress(payload), rsv1=True)
-        transport.write(data)
+        ws._write_corked(data)  # written at the end of this loop iteration
         sent += 1
     if slow:
         logger.warning("broadcast: %d slow connection(s) %s", len(slow), on_slow)

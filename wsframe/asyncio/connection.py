@@ -152,6 +152,7 @@ class WebSocket(asyncio.BufferedProtocol):
     __slots__ = (
         "_app_closed",
         "_close_callbacks",
+        "_cork",
         "_close_timeout",
         "_closed",
         "_conn",
@@ -204,6 +205,8 @@ class WebSocket(asyncio.BufferedProtocol):
         self._paused_reading = False
         self._write_paused = False
         self._app_closed = False
+        # Broadcast frames waiting for the end of this loop iteration.
+        self._cork: Optional[list[bytes]] = None
         self._heartbeat: Any = None
         self._ping_payload: Optional[bytes] = None
         self._ping_sent_at = 0.0
@@ -253,7 +256,10 @@ class WebSocket(asyncio.BufferedProtocol):
     def buffered_amount(self) -> int:
         """Bytes written but not yet sent to the network (like the browser's)."""
         transport = self._transport
-        return transport.get_write_buffer_size() if transport is not None else 0
+        if transport is None:
+            return 0
+        corked = sum(map(len, self._cork)) if self._cork is not None else 0
+        return transport.get_write_buffer_size() + corked
 
     @property
     def connection(self) -> Connection:
@@ -448,9 +454,29 @@ class WebSocket(asyncio.BufferedProtocol):
     # -------------------------------------------------------------- writing
 
     def _flush(self) -> None:
+        if self._cork is not None:
+            self._uncork()
         data = self._conn.data_to_send()
         if data and self._transport is not None:
             self._transport.write(data)
+
+    def _write_corked(self, data: bytes) -> None:
+        """Write ``data`` at the end of this loop iteration, with whatever else
+        is corked for this connection by then: one syscall for a burst of
+        broadcasts instead of one each. Any direct write uncorks first, so
+        the order of frames is kept."""
+        cork = self._cork
+        if cork is None:
+            self._cork = [data]
+            _cork_later(self)
+        else:
+            cork.append(data)
+
+    def _uncork(self) -> None:
+        cork = self._cork
+        self._cork = None
+        if cork and self._transport is not None:
+            self._transport.write(cork[0] if len(cork) == 1 else b"".join(cork))
 
     def _closed_future(self) -> asyncio.Future[None]:
         if self._closed is None:
@@ -493,7 +519,7 @@ class WebSocket(asyncio.BufferedProtocol):
             self._send_zero_copy(message)
             return
         frame = conn.encode_message(message)
-        if conn._out:
+        if conn._out or self._cork is not None:
             self._flush()
         transport.write(frame)
 
@@ -698,6 +724,24 @@ class WebSocket(asyncio.BufferedProtocol):
     def __repr__(self) -> str:
         side = "server" if self._conn.is_server else "client"
         return f"<WebSocket {side} {self.state.name} {self.remote_address}>"
+
+
+def _cork_later(ws: WebSocket) -> None:
+    """Register ``ws`` for this thread's end-of-iteration uncorking."""
+    corked: Optional[list[WebSocket]] = getattr(_thread_state, "corked", None)
+    if corked is None:
+        corked = _thread_state.corked = []
+    if not corked:
+        asyncio.get_running_loop().call_soon(_uncork_all, corked)
+    corked.append(ws)
+
+
+def _uncork_all(corked: list[WebSocket]) -> None:
+    pending = corked[:]
+    corked.clear()
+    for ws in pending:
+        if ws._cork is not None:
+            ws._uncork()
 
 
 def _abort_if_open(ws: WebSocket) -> None:
