@@ -41,6 +41,9 @@ cdef extern from "Python.h":
 cdef extern from "mask.h" nogil:
     int wsf_mask_init(const char *force)
     const char *wsf_mask_kernel_name()
+    ctypedef unsigned (*wsf_mask_fn)(unsigned char *dst, const unsigned char *src, size_t len,
+                                     const unsigned char *key, unsigned phase)
+    wsf_mask_fn wsf_mask_kernel(const char *name)
     unsigned wsf_mask(unsigned char *dst, const unsigned char *src, size_t len,
                       const unsigned char *key, unsigned phase)
 
@@ -69,6 +72,64 @@ def _init_kernel():
 #: The masking kernel in use: "avx2", "sse2", "neon" or "scalar64".
 SIMD_PATH = _init_kernel()
 
+# How this module was built. setup.py writes wsframe_build_info.h (the
+# compiler command, the flags, the Cython version) into its build directory
+# and defines WSFRAME_HAVE_BUILD_INFO; the compiler's name and version come
+# from its own predefined macros.
+cdef extern from *:
+    """
+    #ifdef WSFRAME_HAVE_BUILD_INFO
+    #include "wsframe_build_info.h"
+    #endif
+    #define WSF_STR_(x) #x
+    #define WSF_STR(x) WSF_STR_(x)
+    #if defined(__clang__)
+    #  define WSF_BUILD_COMPILER "clang " __clang_version__
+    #elif defined(__GNUC__)
+    #  define WSF_BUILD_COMPILER "gcc " __VERSION__
+    #elif defined(_MSC_VER)
+    #  define WSF_BUILD_COMPILER "msvc " WSF_STR(_MSC_FULL_VER)
+    #else
+    #  define WSF_BUILD_COMPILER "unknown"
+    #endif
+    #ifndef WSFRAME_BUILD_CC
+    #  define WSFRAME_BUILD_CC ""
+    #endif
+    #ifndef WSFRAME_BUILD_CFLAGS
+    #  define WSFRAME_BUILD_CFLAGS ""
+    #endif
+    #ifndef WSFRAME_BUILD_CYTHON
+    #  define WSFRAME_BUILD_CYTHON ""
+    #endif
+    """
+    const char *WSF_BUILD_COMPILER
+    const char *WSFRAME_BUILD_CC
+    const char *WSFRAME_BUILD_CFLAGS
+    const char *WSFRAME_BUILD_CYTHON
+
+
+cdef object _build_str(const char *value):
+    text = value.decode("utf-8", "replace").strip()
+    return text or None
+
+
+def _build_info():
+    kernels = [name for name in ("avx2", "sse2", "neon", "scalar64")
+               if wsf_mask_kernel(name.encode("ascii")) != NULL]
+    return {
+        "compiler": _build_str(WSF_BUILD_COMPILER),
+        "cc": _build_str(WSFRAME_BUILD_CC),
+        "cflags": _build_str(WSFRAME_BUILD_CFLAGS),
+        "cython": _build_str(WSFRAME_BUILD_CYTHON),
+        "kernels": " ".join(kernels),
+    }
+
+
+#: How this module was built: "compiler" (name and version), "cc" (the
+#: compiler command), "cflags", "cython" (version), and "kernels" (the masking
+#: kernels compiled in that this CPU can run). Values are str or None.
+BUILD_INFO = _build_info()
+
 cdef uint64_t _UNLIMITED = 0x7FFFFFFFFFFFFFFF
 # A partial payload larger than this is grown as its bytes arrive instead of
 # being allocated at its declared size, so a header alone cannot make the
@@ -80,7 +141,7 @@ cdef Py_ssize_t _PREALLOCATE_LIMIT = 65536
 # Arguments
 
 cdef inline int _acquire(object obj, Py_buffer *view, str name, bint writable,
-                  bint or_str=False) except -1:
+                         bint or_str=False) except -1:
     """Gets a C-contiguous buffer of ``obj`` or raises the contract's error."""
     if _get_buffer(obj, view, PyBUF_SIMPLE) != 0:
         PyErr_Clear()

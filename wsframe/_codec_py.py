@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import codecs
 import operator
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from .errors import MessageTooBig, ProtocolError
 from .frames import DEFAULT_MAX_FRAME_SIZE
 
 __all__ = [
+    "BUILD_INFO",
     "SIMD_PATH",
     "Frame",
     "FrameDecoder",
@@ -33,6 +34,16 @@ __all__ = [
 
 #: The masking kernel in use: always ``"python"`` here.
 SIMD_PATH: str = "python"
+
+#: How the codec was built: the same keys as ``wsframe._codec_c.BUILD_INFO``,
+#: all None here (nothing is compiled).
+BUILD_INFO: dict[str, Optional[str]] = {
+    "compiler": None,
+    "cc": None,
+    "cflags": None,
+    "cython": None,
+    "kernels": None,
+}
 
 _MAX_SIZE = (1 << 63) - 1
 _index = operator.index
@@ -213,7 +224,7 @@ def encode_frame(
     """
     op = _opcode(opcode)
     if isinstance(payload, str):
-        data: Any = payload.encode("utf-8")
+        data: Union[bytes, memoryview] = payload.encode("utf-8")
         n = len(data)
         mv = None
     else:
@@ -331,7 +342,7 @@ class Frame:
     def __ne__(self, other: object) -> bool:
         result = self.__eq__(other)
         if result is NotImplemented:
-            return result
+            return result  # type: ignore[no-any-return]  # NotImplemented, typed as Any
         return not result
 
     def __hash__(self) -> int:

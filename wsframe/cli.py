@@ -15,10 +15,8 @@ def _info(_: argparse.Namespace) -> int:
     print(f"wsframe {wsframe.__version__}")
     print(f"implementation: {codec.implementation}")
     print(f"simd path: {codec.SIMD_PATH}")
-    build = getattr(codec._impl, "BUILD_INFO", None)
-    if build:
-        for key, value in build.items():
-            print(f"{key}: {value}")
+    for key, value in codec.BUILD_INFO.items():
+        print(f"build {key}: {value}")
     print(f"python: {platform.python_implementation()} {platform.python_version()}")
     print(f"platform: {platform.platform()} ({platform.machine()})")
     return 0

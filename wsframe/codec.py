@@ -7,6 +7,7 @@ extension is installed. ``implementation`` says which one is in use.
 from __future__ import annotations
 
 import os
+from typing import Optional
 
 if os.environ.get("WSFRAME_NO_EXTENSIONS", "") not in ("", "0"):
     from . import _codec_py as _impl
@@ -28,8 +29,11 @@ Frame = _impl.Frame
 Utf8Validator = _impl.Utf8Validator
 validate_utf8 = _impl.validate_utf8
 SIMD_PATH: str = _impl.SIMD_PATH
+#: How the codec in use was built (compiler, flags, ...; all None in pure Python).
+BUILD_INFO: dict[str, Optional[str]] = _impl.BUILD_INFO
 
 __all__ = [
+    "BUILD_INFO",
     "SIMD_PATH",
     "Frame",
     "FrameDecoder",

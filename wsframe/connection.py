@@ -27,6 +27,7 @@ import codecs
 import collections
 import enum
 import os
+import time
 from collections.abc import Sequence
 from typing import Any, Callable, Optional, Union
 
@@ -71,6 +72,8 @@ from .headers import format_extensions, parse_extensions
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
+    "DEFAULT_MAX_PING_BURST",
+    "DEFAULT_MAX_PING_RATE",
     "ClientConnection",
     "Connection",
     "ServerConnection",
@@ -80,9 +83,15 @@ __all__ = [
 
 #: Default ``max_message_size``: 1 MiB, for a reassembled (and inflated) message.
 DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
+#: Default ``max_ping_rate``: pings per second a peer may send on average.
+DEFAULT_MAX_PING_RATE = 10.0
+#: Default ``max_ping_burst``: pings a peer may send at once above that rate.
+DEFAULT_MAX_PING_BURST = 20
 
 _OP_CONT, _OP_TEXT, _OP_BINARY, _OP_CLOSE, _OP_PING, _OP_PONG = 0, 1, 2, 8, 9, 10
 _MAX_CLOSE_REASON = 123  # 125 bytes of control payload minus the 2-byte code
+# Pieces of a fragmented message kept apart before they are folded together.
+_MAX_CHUNKS = 32
 
 
 class State(enum.IntEnum):
@@ -160,6 +169,9 @@ class Connection:
         "_rx_text",
         "_rx_utf8",
         "_paused",
+        "_ping_clock",
+        "_ping_stamp",
+        "_ping_tokens",
         "_stashed",
         "_stashed_error",
         "_tx_compressed",
@@ -174,6 +186,8 @@ class Connection:
         "fragments",
         "is_server",
         "max_message_size",
+        "max_ping_burst",
+        "max_ping_rate",
         "on_message",
         "state",
         "subprotocol",
@@ -186,9 +200,16 @@ class Connection:
         max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE,
         auto_pong: bool = True,
         fragments: bool = False,
+        max_ping_rate: Optional[float] = DEFAULT_MAX_PING_RATE,
+        max_ping_burst: int = DEFAULT_MAX_PING_BURST,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_message_size is not None and max_message_size < 0:
             raise ValueError(f"max_message_size must be >= 0 or None, not {max_message_size}")
+        if max_ping_rate is not None and not max_ping_rate > 0:
+            raise ValueError(f"max_ping_rate must be > 0 or None, not {max_ping_rate}")
+        if max_ping_burst < 1:
+            raise ValueError(f"max_ping_burst must be >= 1, not {max_ping_burst}")
         self.is_server = is_server
         #: The largest message accepted (reassembled and inflated), or None.
         self.max_message_size = max_message_size
@@ -196,6 +217,15 @@ class Connection:
         self.auto_pong = auto_pong
         #: Whether messages are delivered fragment by fragment.
         self.fragments = fragments
+        #: Pings per second the peer may send on average (None: no limit), and
+        #: how many it may send at once (a token bucket refilled at that rate,
+        #: holding ``max_ping_burst`` tokens). A peer over it is failed with
+        #: 1008 (policy violation).
+        self.max_ping_rate = max_ping_rate
+        self.max_ping_burst = max_ping_burst
+        self._ping_clock = clock
+        self._ping_tokens = float(max_ping_burst)
+        self._ping_stamp: Optional[float] = None
         #: Optional callback for complete messages (``str`` or ``bytes``),
         #: called instead of queueing TextMessage/BinaryMessage events (not
         #: fragments): the fast path of drivers that dispatch at once.
@@ -225,7 +255,7 @@ class Connection:
         # The message being received: opcode (0: none), compressed, pieces.
         self._rx_opcode = 0
         self._rx_compressed = False
-        self._rx_chunks: list[bytes] = []
+        self._rx_chunks: list[Any] = []
         self._rx_size = 0
         self._rx_utf8 = Utf8Validator()
         self._rx_text: Optional[codecs.IncrementalDecoder] = None
@@ -536,6 +566,8 @@ class Connection:
                 raise _Fail(ProtocolError("continuation frame without a message to continue"))
             self._receive_message_data(frame)
         elif opcode == _OP_PING:
+            if self.max_ping_rate is not None:
+                self._take_ping_token()
             self._events.append(Ping(frame.payload))
             if self.auto_pong and self.state is State.OPEN:
                 self._out.append(encode_frame(_OP_PONG, frame.payload, mask=self._mask()))
@@ -543,6 +575,21 @@ class Connection:
             self._events.append(Pong(frame.payload))
         else:
             self._receive_close(frame.payload)
+
+    def _take_ping_token(self) -> None:
+        """Count a received ping against ``max_ping_rate`` (a token bucket)."""
+        now = self._ping_clock()
+        stamp = self._ping_stamp
+        tokens = self._ping_tokens
+        if stamp is not None:
+            tokens = min(
+                float(self.max_ping_burst), tokens + (now - stamp) * (self.max_ping_rate or 0.0)
+            )
+        self._ping_stamp = now
+        if tokens < 1.0:
+            self._ping_tokens = tokens
+            raise _Fail(ProtocolError(f"more than {self.max_ping_rate:g} pings per second", 1008))
+        self._ping_tokens = tokens - 1.0
 
     def _deliver(self, message: Any) -> None:
         """A complete message: to ``on_message`` if set, else as an event.
@@ -581,9 +628,21 @@ class Connection:
             else:
                 self._events.append(BinaryFragment(bytes(data), fin))
         else:
-            self._rx_chunks.append(data)
+            chunks = self._rx_chunks
+            if data:
+                chunks.append(data)
+                if len(chunks) > _MAX_CHUNKS:
+                    # A message in many small frames: fold them into one buffer
+                    # so that memory stays near the message size, not a bytes
+                    # object (and a list slot) per frame.
+                    head = chunks[0]
+                    if not isinstance(head, bytearray):
+                        head = bytearray(head)
+                    for chunk in chunks[1:]:
+                        head += chunk
+                    self._rx_chunks = chunks = [head]
             if fin:
-                message = b"".join(self._rx_chunks)
+                message = b"".join(chunks)
                 self._deliver(message.decode() if text else message)
         if fin:
             self._rx_opcode = 0
@@ -641,7 +700,10 @@ class ServerConnection(Connection):
     ``deflate_options`` (keyword arguments of
     :func:`wsframe.deflate.negotiate_deflate`, e.g.
     ``{"server_no_context_takeover": True}``); ``max_message_size``;
-    ``auto_pong``; ``fragments``; and the request-head limits of
+    ``auto_pong``; ``fragments``; ``max_ping_rate`` and ``max_ping_burst``
+    (pings the peer may send per second on average, and at once, else it is
+    failed with 1008; ``clock`` measures time for them, :func:`time.monotonic`
+    by default); and the request-head limits of
     :class:`wsframe.handshake.RequestParser` (``max_request_line``,
     ``max_header_line``, ``max_headers``, ``max_header_bytes``).
     """
@@ -667,10 +729,19 @@ class ServerConnection(Connection):
         max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE,
         auto_pong: bool = True,
         fragments: bool = False,
+        max_ping_rate: Optional[float] = DEFAULT_MAX_PING_RATE,
+        max_ping_burst: int = DEFAULT_MAX_PING_BURST,
+        clock: Callable[[], float] = time.monotonic,
         **limits: int,
     ) -> None:
         super().__init__(
-            True, max_message_size=max_message_size, auto_pong=auto_pong, fragments=fragments
+            True,
+            max_message_size=max_message_size,
+            auto_pong=auto_pong,
+            fragments=fragments,
+            max_ping_rate=max_ping_rate,
+            max_ping_burst=max_ping_burst,
+            clock=clock,
         )
         if compression not in (None, "deflate"):
             raise ValueError(f"compression must be 'deflate' or None, not {compression!r}")
@@ -805,7 +876,8 @@ class ClientConnection(Connection):
     Options: ``origin``, ``subprotocols`` (offered), ``compression="deflate"``
     (offer permessage-deflate) or None, ``deflate_options`` (keyword arguments
     of :func:`wsframe.deflate.deflate_offer`), ``extra_headers``,
-    ``max_message_size``, ``auto_pong``, ``fragments``, and the response-head
+    ``max_message_size``, ``auto_pong``, ``fragments``, ``max_ping_rate``,
+    ``max_ping_burst`` and ``clock`` (as for :class:`ServerConnection`), and the response-head
     limits of :class:`wsframe.handshake.ResponseParser`.
     """
 
@@ -823,10 +895,19 @@ class ClientConnection(Connection):
         max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE,
         auto_pong: bool = True,
         fragments: bool = False,
+        max_ping_rate: Optional[float] = DEFAULT_MAX_PING_RATE,
+        max_ping_burst: int = DEFAULT_MAX_PING_BURST,
+        clock: Callable[[], float] = time.monotonic,
         **limits: int,
     ) -> None:
         super().__init__(
-            False, max_message_size=max_message_size, auto_pong=auto_pong, fragments=fragments
+            False,
+            max_message_size=max_message_size,
+            auto_pong=auto_pong,
+            fragments=fragments,
+            max_ping_rate=max_ping_rate,
+            max_ping_burst=max_ping_burst,
+            clock=clock,
         )
         if compression not in (None, "deflate"):
             raise ValueError(f"compression must be 'deflate' or None, not {compression!r}")

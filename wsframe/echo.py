@@ -32,7 +32,11 @@ async def _serve(host: str, port: int, **options: Any) -> None:
     stop = loop.create_future()
     for signum in (signal.SIGINT, signal.SIGTERM):
         try:
-            loop.add_signal_handler(signum, lambda: stop.done() or stop.set_result(None))
+            loop.add_signal_handler(
+                signum,
+                # set_result returns None: the lambda's value is never used.
+                lambda: stop.done() or stop.set_result(None),  # type: ignore[func-returns-value]
+            )
         except (NotImplementedError, RuntimeError):  # Windows
             signal.signal(signum, lambda *_: loop.call_soon_threadsafe(stop.set_result, None))
     async with serve(

@@ -33,7 +33,7 @@ __all__ = [
 class Event:
     """Base class of every event: immutable, compared and shown by value."""
 
-    __slots__ = ()
+    __slots__: tuple[str, ...] = ()
 
     def __init__(self, *args: Any) -> None:
         for name, value in zip(self.__slots__, args):
@@ -48,7 +48,7 @@ class Event:
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return self._values() == other._values()  # type: ignore[attr-defined]
+        return self._values() == other._values()
 
     def __hash__(self) -> int:
         return hash((type(self), self._values()))

@@ -58,7 +58,9 @@ class connect:
     ``ssl`` (an SSLContext; wss:// uses a default one), ``server_hostname``,
     ``open_timeout`` [10 s], ``ping_interval`` [20 s, None disables],
     ``ping_timeout`` [20 s], ``close_timeout`` [10 s], ``max_message_size``
-    [1 MiB], ``max_queue`` [16], ``write_limit`` [64 KiB], ``listener`` (a
+    [1 MiB], ``max_queue`` [16], ``write_limit`` [64 KiB], ``max_ping_rate``
+    [10 pings/s from the server, None disables] and ``max_ping_burst`` [20]
+    (over them: close 1008), ``listener`` (a
     :class:`Listener` instance or class, for the callback style), ``host`` and
     ``port`` to connect somewhere else than the URI says (a proxy, a test),
     ``path`` to connect over a Unix socket, or ``sock`` (a connected socket).
@@ -165,7 +167,8 @@ class connect:
             else:
                 await loop.create_connection(
                     lambda: ws,
-                    self._host,
+                    # None only for a URI without a host: asyncio raises ValueError.
+                    self._host,  # type: ignore[arg-type]
                     self._port,
                     ssl=self._ssl,
                     server_hostname=self._server_hostname,

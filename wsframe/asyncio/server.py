@@ -345,7 +345,10 @@ class serve:
     [10 s]; ``process_request(ws, request)`` (may be async) returning None to
     go on with the handshake or ``(status, body)`` / ``(status, headers,
     body)`` / a :class:`~wsframe.handshake.Response` to answer with instead;
-    ``max_connections`` (beyond it new requests get 503); and the request
+    ``max_connections`` (beyond it new requests get 503); ``max_ping_rate``
+    [10 pings/s from a client on average, None disables] and
+    ``max_ping_burst`` [20 at once] (a client over them is closed with 1008);
+    and the request
     limits ``max_request_line``, ``max_header_line``, ``max_headers``,
     ``max_header_bytes``.
     """
@@ -395,7 +398,7 @@ class serve:
         self._server = Server(
             handler, options, process_request=process_request, max_connections=max_connections
         )
-        self._listen = {
+        self._listen: dict[str, Any] = {
             "host": host,
             "port": port,
             "sock": sock,

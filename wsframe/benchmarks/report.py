@@ -79,7 +79,7 @@ def ratios(group: Group, row: dict[str, Cell], base: Optional[str]) -> dict[str,
         out["best_peer"] = best[1]
         out["best_peer_speedup"] = best[0] / base_ns
     if "copy" in row and row["copy"].ns and group.name == "apply_mask":
-        out["percent_of_copy"] = 100.0 * base_ns / row["copy"].ns  # type: ignore[operator]
+        out["percent_of_copy"] = 100.0 * base_ns / row["copy"].ns
     return out
 
 
