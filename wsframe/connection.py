@@ -160,6 +160,7 @@ class Connection:
     # Slots, not a __dict__: a server holds many of these.
     __slots__ = (
         "_decoder",
+        "_deferred_error",
         "_events",
         "_out",
         "_rx_chunks",
@@ -181,6 +182,7 @@ class Connection:
         "close_sent",
         "close_transport",
         "closed_by",
+        "defer_failure",
         "deflate",
         "error",
         "fragments",
@@ -230,6 +232,11 @@ class Connection:
         #: called instead of queueing TextMessage/BinaryMessage events (not
         #: fragments): the fast path of drivers that dispatch at once.
         self.on_message: Optional[Callable[[Any], None]] = None
+        #: Hold back a violation found after valid messages of the same read
+        #: until :meth:`fail_pending`, so the application can still answer
+        #: them (drivers that dispatch asynchronously set it).
+        self.defer_failure = False
+        self._deferred_error: Optional[ProtocolError] = None
         #: The connection's state, as the browser's ``readyState``.
         self.state = State.CONNECTING
         #: The negotiated subprotocol, if any.
@@ -434,6 +441,8 @@ class Connection:
         """The peer closed its side of the transport (or the transport was lost)."""
         if self.state is State.CONNECTING:
             self._handshake_eof()
+        if self._deferred_error is not None:
+            self.error, self._deferred_error = self._deferred_error, None
         self._decoder = None
         self.state = State.CLOSED
         self.close_transport = True
@@ -513,7 +522,25 @@ class Connection:
             if error is not None:
                 raise _Fail(error)
         except _Fail as failure:
-            self._fail(failure.error)
+            if self.defer_failure:
+                # The driver calls fail_pending() once the application had a
+                # chance to answer what came before the violation.
+                self._deferred_error = failure.error
+                self._decoder = None
+            else:
+                self._fail(failure.error)
+
+    def fail_pending(self) -> None:
+        """Fail the connection for a violation held back by ``defer_failure``."""
+        error = self._deferred_error
+        if error is not None:
+            self._deferred_error = None
+            self._fail(error)
+
+    @property
+    def failure_pending(self) -> bool:
+        """Whether a violation waits for :meth:`fail_pending` (``defer_failure``)."""
+        return self._deferred_error is not None
 
     def pause(self) -> None:
         """Stop delivering messages (the application's queue is full).

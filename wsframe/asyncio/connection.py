@@ -153,6 +153,7 @@ class WebSocket(asyncio.BufferedProtocol):
         "_app_closed",
         "_close_callbacks",
         "_cork",
+        "_draining",
         "_close_timeout",
         "_closed",
         "_conn",
@@ -207,6 +208,8 @@ class WebSocket(asyncio.BufferedProtocol):
         self._app_closed = False
         # Broadcast frames waiting for the end of this loop iteration.
         self._cork: Optional[list[bytes]] = None
+        # Failed: waiting for the peer to close after our FIN (see _end_transport).
+        self._draining = False
         self._heartbeat: Any = None
         self._ping_payload: Optional[bytes] = None
         self._ping_sent_at = 0.0
@@ -215,6 +218,9 @@ class WebSocket(asyncio.BufferedProtocol):
         self.remote_address: Any = None
         # Whole messages come straight from the frame loop, without events.
         conn.on_message = self._on_listener_message if listener is not None else self._queue
+        # A violation after valid messages waits one loop iteration, so the
+        # application can answer those messages first (see _fail_pending).
+        conn.defer_failure = True
 
     # ------------------------------------------------------------ properties
 
@@ -294,7 +300,27 @@ class WebSocket(asyncio.BufferedProtocol):
         if conn._out:
             self._flush()
         if conn.close_transport and self._transport is not None:
-            self._transport.close()
+            self._end_transport()
+        elif conn._deferred_error is not None:
+            self._schedule_failure()
+
+    def _schedule_failure(self) -> None:
+        """A violation came after valid messages: fail once the application
+        has read them (recv() empties the queue) or after close_timeout."""
+        assert self._loop is not None
+        if not self._messages:
+            self._loop.call_soon(self._fail_pending)
+        else:
+            self._loop.call_later(self._close_timeout, self._fail_pending)
+
+    def _fail_pending(self) -> None:
+        conn = self._conn
+        if not conn.failure_pending:
+            return
+        conn.fail_pending()
+        self._flush()
+        if conn.close_transport:
+            self._end_transport()
 
     def eof_received(self) -> Optional[bool]:
         return None  # close the transport
@@ -407,9 +433,12 @@ class WebSocket(asyncio.BufferedProtocol):
         transport = self._transport
         if transport is not None:
             if conn.close_transport:
-                transport.close()
-            elif not self._paused_reading:
-                transport.resume_reading()
+                self._end_transport()
+            else:
+                if conn._deferred_error is not None:
+                    self._schedule_failure()
+                if not self._paused_reading:
+                    transport.resume_reading()
 
     def _on_listener_message(self, message: Message) -> None:
         try:
@@ -645,6 +674,11 @@ class WebSocket(asyncio.BufferedProtocol):
                 message = messages.popleft()
                 if self._paused_reading and len(messages) <= self._max_queue // 2:
                     self._resume()
+                elif not messages and self._conn._deferred_error is not None:
+                    # The last message before a violation: the application
+                    # answers it, then the connection fails.
+                    assert self._loop is not None
+                    self._loop.call_soon(self._fail_pending)
                 return message
             if self._transport is None and self._conn.state is not State.CONNECTING:
                 raise self._closed_error()
@@ -695,11 +729,39 @@ class WebSocket(asyncio.BufferedProtocol):
                 self._transport.abort()
             await asyncio.shield(closed)
 
+    def _end_transport(self) -> None:
+        """The connection is over: close the TCP connection, gracefully.
+
+        After failing the connection the peer may still be sending: closing a
+        socket with unread data makes the kernel send a reset, and the peer may
+        then lose our last frames (the close frame saying why). So send our
+        FIN instead, keep reading (and ignoring) until the peer closes, and
+        drop the connection after ``close_timeout``.
+        """
+        transport = self._transport
+        if transport is None:
+            return
+        error = self._conn.error
+        if error is None or isinstance(error, InvalidHandshake):
+            transport.close()
+            return
+        if self._draining:
+            return
+        self._draining = True
+        if transport.can_write_eof():
+            transport.write_eof()
+        if self._paused_reading:
+            self._paused_reading = False
+            transport.resume_reading()
+        assert self._loop is not None
+        self._loop.call_later(self._close_timeout, _abort_if_open, self)
+
     def _close_transport_later(self) -> None:
         """Close the transport now (flushing) and abort it if that takes too long."""
         transport = self._transport
         if transport is None:
             return
+        self._flush()  # e.g. the close frame of a failure, before closing
         transport.close()
         assert self._loop is not None
         self._loop.call_later(self._close_timeout, _abort_if_open, self)

@@ -168,7 +168,9 @@ class _ServerWebSocket(WebSocket):
     def _after_handshake_io(self) -> None:
         self._flush()
         if self._conn.close_transport and self._transport is not None:
-            self._transport.close()
+            self._end_transport()
+        elif self._conn.failure_pending and self._loop is not None:
+            self._schedule_failure()
 
     async def _run_handler(self) -> None:
         assert self._handler is not None
