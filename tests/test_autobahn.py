@@ -10,10 +10,9 @@ and permessage-deflate (12, 13). The whole suite (517 cases) runs in CI
     python tests/autobahn/run.py server --codec both
     python tests/autobahn/run.py client --codec both
 
-A case that FAILED (or could not run), closed wrongly or is missing fails the
-test; NON-STRICT and UNIMPLEMENTED are printed by run.py but pass (add
-``--strict`` to the argv below once every case is strictly OK). Skipped only
-when kosoku is not installed.
+Every case must be strictly OK (or INFORMATIONAL): a FAILED, NON-STRICT or
+UNIMPLEMENTED case, a wrong close or a missing case fails the test (``--strict``).
+Skipped only when kosoku is not installed.
 """
 
 from __future__ import annotations
@@ -65,7 +64,7 @@ def _extensions_disabled() -> bool:
 def test_autobahn_subset(mode: str, codec: str, tmp_path: Path) -> None:
     if codec == "c" and _extensions_disabled():
         pytest.skip("WSFRAME_NO_EXTENSIONS is set: no C codec")
-    argv = [sys.executable, str(RUN), mode, "--codec", codec]
+    argv = [sys.executable, str(RUN), mode, "--codec", codec, "--strict"]
     argv += ["--outdir", str(tmp_path), "--timeout", str(RUN_TIMEOUT), "--cases", *CASES]
     try:
         result = subprocess.run(argv, capture_output=True, text=True, timeout=RUN_TIMEOUT + 60)

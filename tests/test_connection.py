@@ -599,3 +599,37 @@ def test_random_messages_random_fragmentation(messages, fragment, compression) -
         server.receive_data(chunk)
         events += server.events()
     assert events == expected
+
+
+# ------------------------------------------- UTF-8 checked as a frame arrives
+
+
+def test_invalid_utf8_fails_before_the_frame_is_complete(conn_codec) -> None:
+    _, server = handshake(server_options={"compression": None})
+    data = frame(conn_codec, 1, "ok".encode() * 20 + b"\xff" + b"x" * 200)
+    server.receive_data(data[:60])  # the bad byte is in, the frame is not
+    assert close_frame_code(server.data_to_send(), conn_codec) == 1007
+    assert server.state is State.CLOSING
+
+
+def test_invalid_utf8_in_an_arriving_continuation_fails_early(conn_codec) -> None:
+    _, server = handshake(server_options={"compression": None})
+    server.receive_data(frame(conn_codec, 1, b"abc", fin=False))
+    data = frame(conn_codec, 0, b"d\xed\xa0" + b"y" * 300)  # a surrogate
+    server.receive_data(data[:12])
+    assert close_frame_code(server.data_to_send(), conn_codec) == 1007
+
+
+@pytest.mark.parametrize("cut", [1, 7, 50, 299])
+def test_text_checked_as_it_arrives_is_delivered_whole(conn_codec, cut: int) -> None:
+    _, server = handshake(server_options={"compression": None})
+    text = "é€😀" * 60
+    data = frame(conn_codec, 1, text.encode())
+    events = []
+    for start in range(0, len(data), cut):
+        server.receive_data(data[start : start + cut])
+        events += server.events()
+    assert events == [TextMessage(text)]
+    # and a following message on the same connection is unaffected
+    server.receive_data(frame(conn_codec, 1, b"next"))
+    assert server.events() == [TextMessage("next")]

@@ -597,6 +597,25 @@ cdef class FrameDecoder:
             return self._pheader + self._pfill
         return self._hdr_len
 
+    @property
+    def partial(self):
+        """``(opcode, rsv1, received)`` of the frame whose payload is arriving, or None."""
+        if self._partial == NULL:
+            return None
+        return (self._b0 & 0x0F, (self._b0 & 0x40) != 0, self._pfill)
+
+    def partial_payload(self, start=0):
+        """The payload received so far of the frame in progress, unmasked, from ``start``."""
+        cdef Py_ssize_t offset
+        value = _index(start)
+        if value < 0:
+            raise ValueError(f"start must be >= 0, not {value}")
+        if self._partial == NULL or value >= self._pfill:
+            return b""
+        offset = value
+        return PyBytes_FromStringAndSize(
+            PyBytes_AS_STRING(<object>self._partial) + offset, self._pfill - offset)
+
     def feed(self, data):
         """Add received bytes; return the list of frames they complete, in order."""
         cdef Py_buffer view

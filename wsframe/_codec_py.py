@@ -403,7 +403,16 @@ class FrameDecoder:
     allowed with ``allow_rsv1`` (e.g. permessage-deflate).
     """
 
-    __slots__ = ("_allow_rsv1", "_buf", "_failed", "_max", "_pos", "_role", "_server")
+    __slots__ = (
+        "_allow_rsv1",
+        "_buf",
+        "_failed",
+        "_max",
+        "_partial",
+        "_pos",
+        "_role",
+        "_server",
+    )
 
     def __init__(
         self,
@@ -426,6 +435,7 @@ class FrameDecoder:
         self._allow_rsv1: bool = bool(allow_rsv1)
         self._buf = bytearray()
         self._pos = 0
+        self._partial: Optional[tuple[int, int, int, int]] = None
         self._failed: Optional[tuple[type[ProtocolError], str, int]] = None
 
     @property
@@ -442,6 +452,37 @@ class FrameDecoder:
     def allow_rsv1(self) -> bool:
         """Whether data frames may have the RSV1 bit set."""
         return self._allow_rsv1
+
+    @property
+    def partial(self) -> Optional[tuple[int, bool, int]]:
+        """``(opcode, rsv1, received)`` of the frame whose payload is arriving, or None."""
+        partial = self._partial
+        if partial is None:
+            return None
+        opcode, b0, offset, _ = partial
+        return (opcode, (b0 & 0x40) != 0, len(self._buf) - self._pos - offset)
+
+    def partial_payload(self, start: int = 0) -> bytes:
+        """The payload received so far of the frame in progress, unmasked, from ``start``."""
+        start = _index(start)
+        if start < 0:
+            raise ValueError(f"start must be >= 0, not {start}")
+        partial = self._partial
+        if partial is None:
+            return b""
+        _, _, offset, _ = partial
+        first = self._pos + offset
+        received = len(self._buf) - first
+        if start >= received:
+            return b""
+        data = bytes(self._buf[first + start :])
+        if not self._server:
+            return data
+        key = bytes(self._buf[first - 4 : first])
+        phase = start & 3
+        if phase:
+            key = key[phase:] + key[:phase]
+        return _xor(data, len(data), key)
 
     @property
     def buffered(self) -> int:
@@ -501,9 +542,16 @@ class FrameDecoder:
         self._failed = (exc.cls, exc.message, exc.cls.default_close_code)
         self._buf = bytearray()
         self._pos = 0
+        self._partial = None
 
     def _parse(self, b: memoryview, pos: int, end: int, frames: list[Frame]) -> int:
-        """Parse complete frames from ``b[pos:end]``; return the new position."""
+        """Parse complete frames from ``b[pos:end]``; return the new position.
+
+        Sets ``_partial`` to ``(opcode, first header byte, payload offset from
+        the frame's start, length)`` when it stops at a frame whose header is
+        complete but whose payload is not (the frame then starts at ``_pos``).
+        """
+        self._partial = None
         server = self._server
         allow_rsv1 = self._allow_rsv1
         limit = self._max
@@ -572,11 +620,14 @@ class FrameDecoder:
             if masked:
                 stop = start + 4 + length
                 if stop > end:
+                    if end >= start + 4:  # the key is here: the payload is arriving
+                        self._partial = (opcode, b0, start + 4 - pos, length)
                     break
                 payload = _xor(b[start + 4 : stop], length, b[start : start + 4].tobytes())
             else:
                 stop = start + length
                 if stop > end:
+                    self._partial = (opcode, b0, start - pos, length)
                     break
                 payload = b[start:stop].tobytes()
             append(_new_frame(opcode, payload, b0 >= 0x80, (b0 & 0x40) != 0))

@@ -163,6 +163,7 @@ class Connection:
         "_deferred_error",
         "_events",
         "_out",
+        "_rx_checked",
         "_rx_chunks",
         "_rx_compressed",
         "_rx_opcode",
@@ -265,6 +266,8 @@ class Connection:
         self._rx_chunks: list[Any] = []
         self._rx_size = 0
         self._rx_utf8 = Utf8Validator()
+        # Bytes of the text frame in progress already validated (fail-fast).
+        self._rx_checked = 0
         self._rx_text: Optional[codecs.IncrementalDecoder] = None
         # Delivery paused by the application, and what arrived meanwhile.
         self._paused = False
@@ -479,6 +482,26 @@ class Connection:
             self._stash(frames, error)
             return
         self._process_frames(frames, error)
+        if self._decoder is not None and not self._paused:
+            partial = self._decoder.partial
+            if partial is not None:
+                self._check_partial_text(partial)
+
+    def _check_partial_text(self, partial: tuple[int, bool, int]) -> None:
+        """Validate the UTF-8 of a text frame still arriving: fail fast."""
+        opcode, rsv1, received = partial
+        if rsv1 or received <= self._rx_checked:
+            return
+        if opcode == _OP_TEXT:
+            if self._rx_opcode:
+                return  # a protocol error, reported when the frame completes
+        elif opcode != _OP_CONT or self._rx_opcode != _OP_TEXT or self._rx_compressed:
+            return
+        assert self._decoder is not None
+        if not self._rx_utf8.feed(self._decoder.partial_payload(self._rx_checked)):
+            self._violation(_invalid_utf8())
+            return
+        self._rx_checked = received
 
     def _stash(self, frames: list[Any], error: Optional[ProtocolError]) -> None:
         if self._stashed is None:
@@ -509,7 +532,7 @@ class Connection:
                     if opcode == _OP_BINARY:
                         on_message(frame.payload)
                         continue
-                    if opcode == _OP_TEXT:
+                    if opcode == _OP_TEXT and not self._rx_checked:
                         try:
                             text = frame.payload.decode()
                         except UnicodeDecodeError:
@@ -522,13 +545,16 @@ class Connection:
             if error is not None:
                 raise _Fail(error)
         except _Fail as failure:
-            if self.defer_failure:
-                # The driver calls fail_pending() once the application had a
-                # chance to answer what came before the violation.
-                self._deferred_error = failure.error
-                self._decoder = None
-            else:
-                self._fail(failure.error)
+            self._violation(failure.error)
+
+    def _violation(self, error: ProtocolError) -> None:
+        if self.defer_failure:
+            # The driver calls fail_pending() once the application had a
+            # chance to answer what came before the violation.
+            self._deferred_error = error
+            self._decoder = None
+        else:
+            self._fail(error)
 
     def fail_pending(self) -> None:
         """Fail the connection for a violation held back by ``defer_failure``."""
@@ -573,7 +599,7 @@ class Connection:
         if opcode in (_OP_TEXT, _OP_BINARY):
             if self._rx_opcode:
                 raise _Fail(ProtocolError("expected a continuation frame, got a new message"))
-            if frame.fin and not frame.rsv1 and not self.fragments:
+            if frame.fin and not frame.rsv1 and not self.fragments and not self._rx_checked:
                 # One whole uncompressed message: the common case.
                 if opcode == _OP_TEXT:
                     try:
@@ -645,8 +671,15 @@ class Connection:
         if limit is not None and self._rx_size > limit:
             raise _Fail(MessageTooBig(f"message of more than {limit} bytes"))
         text = self._rx_opcode == _OP_TEXT
-        if text and not self._rx_utf8.feed(data, fin):
-            raise _Fail(_invalid_utf8())
+        if text:
+            checked = self._rx_checked  # validated while the frame arrived
+            if checked:
+                self._rx_checked = 0
+                valid = self._rx_utf8.feed(memoryview(data)[checked:], fin)
+            else:
+                valid = self._rx_utf8.feed(data, fin)
+            if not valid:
+                raise _Fail(_invalid_utf8())
         if self.fragments:
             if text:
                 if self._rx_text is None:
