@@ -606,7 +606,7 @@ def test_random_messages_random_fragmentation(messages, fragment, compression) -
 
 def test_invalid_utf8_fails_before_the_frame_is_complete(conn_codec) -> None:
     _, server = handshake(server_options={"compression": None})
-    data = frame(conn_codec, 1, "ok".encode() * 20 + b"\xff" + b"x" * 200)
+    data = frame(conn_codec, 1, b"ok" * 20 + b"\xff" + b"x" * 200)
     server.receive_data(data[:60])  # the bad byte is in, the frame is not
     assert close_frame_code(server.data_to_send(), conn_codec) == 1007
     assert server.state is State.CLOSING
