@@ -633,3 +633,17 @@ def test_text_checked_as_it_arrives_is_delivered_whole(conn_codec, cut: int) -> 
     # and a following message on the same connection is unaffected
     server.receive_data(frame(conn_codec, 1, b"next"))
     assert server.events() == [TextMessage("next")]
+
+
+def test_data_before_the_answer_is_bounded(conn_codec) -> None:
+    client = ClientConnection("ws://example.com/", compression=None)
+    server = ServerConnection()
+    server.receive_data(client.data_to_send())
+    [event] = server.events()
+    assert isinstance(event, Request)  # the application has not answered yet
+    server.receive_data(frame(conn_codec, 2, b"x" * 60_000))
+    assert server.state is State.CONNECTING
+    server.receive_data(frame(conn_codec, 2, b"y" * 10_000))  # past 64 KiB
+    [event] = server.events()
+    assert isinstance(event, Rejected) and event.error.status == 400
+    assert server.state is State.CLOSED and server.close_transport

@@ -90,6 +90,9 @@ DEFAULT_MAX_PING_BURST = 20
 
 _OP_CONT, _OP_TEXT, _OP_BINARY, _OP_CLOSE, _OP_PING, _OP_PONG = 0, 1, 2, 8, 9, 10
 _MAX_CLOSE_REASON = 123  # 125 bytes of control payload minus the 2-byte code
+# Bytes a client may send after its request and before our 101 (see
+# ServerConnection._receive_handshake).
+_MAX_EARLY_DATA = 64 * 1024
 # Pieces of a fragmented message kept apart before they are folded together.
 _MAX_CHUNKS = 32
 
@@ -819,7 +822,13 @@ class ServerConnection(Connection):
 
     def _receive_handshake(self, data: Any) -> None:
         if self.request is not None:
-            # Bytes sent before our answer: frames, once the request is accepted.
+            # Bytes sent before our answer (RFC 6455 §4.1 says a client waits
+            # for it): kept as frames for after the 101, up to a limit.
+            if len(self._early) + len(data) > _MAX_EARLY_DATA:
+                self._handshake_failed(
+                    InvalidHandshake("too much data sent before the handshake completed", 400)
+                )
+                return
             self._early += data
             return
         assert self._parser is not None
