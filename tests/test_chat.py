@@ -399,3 +399,22 @@ def test_cli_prints_url_and_exits_0_on_sigterm(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_stores_opening_one_new_file_together(tmp_path: Path) -> None:
+    # Workers start together on one new history file: SQLite refuses one of
+    # them at once ("database is locked") unless the store retries.
+    import multiprocessing
+
+    path = tmp_path / "shared.sqlite3"
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(6) as pool:
+        results = pool.map(_open_store, [str(path)] * 12)
+    assert results == ["ok"] * 12
+
+
+def _open_store(path: str) -> str:
+    from wsframe.chat.store import HistoryStore
+
+    HistoryStore(path, shared=True).add("room", "nick", "hello")
+    return "ok"

@@ -42,7 +42,21 @@ def _echo(args: argparse.Namespace) -> int:
 def _chat(args: argparse.Namespace) -> int:
     from wsframe.chat import run_chat
 
-    return run_chat(args.host, args.port, args.db)
+    if args.workers < 1:
+        print("chat: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if args.workers > 1 and args.redis is None:
+        print(
+            "chat: --workers > 1 needs --redis redis://HOST:PORT/DB to share rooms between"
+            " the worker processes",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        return run_chat(args.host, args.port, args.db, workers=args.workers, redis=args.redis)
+    except ValueError as exc:
+        print(f"chat: {exc}", file=sys.stderr)
+        return 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,6 +85,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--db",
         metavar="PATH",
         help="SQLite file of the history, or :memory: (default: in the user's data directory)",
+    )
+    chat.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes sharing the port (SO_REUSEPORT); more than 1 needs --redis",
+    )
+    chat.add_argument(
+        "--redis",
+        metavar="URL",
+        help="share rooms and presence through Redis pub/sub, e.g. redis://127.0.0.1:6379/0",
     )
     chat.set_defaults(func=_chat)
 

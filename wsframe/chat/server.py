@@ -4,6 +4,13 @@ One :class:`ChatSession` (a :class:`wsframe.asyncio.Listener`) per
 connection handles its messages synchronously as they arrive; the
 :class:`ChatServer` holds the shared state and serves the page. Everything
 runs on the event loop thread, so no lock is needed.
+
+With ``redis=URL`` the rooms are a :class:`wsframe.asyncio.redis_rooms.RedisRooms`:
+several processes (``python -m wsframe chat --workers N``) share rooms,
+presence, nicknames and direct messages. Every identified session is also in
+two internal rooms, :data:`ALL_ROOM` (everyone: presence updates, the global
+nickname list) and ``"@u:" + nickname`` (its direct messages); their names
+cannot clash with a user's room (those start with a letter, digit or ``_``).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from importlib import resources
 from typing import Any, Callable, Optional, Union
 
 from ..asyncio import Listener, Rooms, Server, WebSocket, broadcast, serve
+from ..asyncio.redis_rooms import RedisRooms
 from . import protocol
 from .protocol import Command, ProtocolViolation
 from .store import DEFAULT_HISTORY, HistoryStore
@@ -30,6 +38,10 @@ MAX_FRAME_SIZE = 2 * protocol.MAX_MESSAGE_BYTES
 MAX_ROOMS_PER_USER = 20
 #: The room every page opens first, always listed.
 DEFAULT_ROOM = "general"
+#: With Redis: the internal room every identified session is in.
+ALL_ROOM = "@all"
+#: With Redis: the prefix of a session's internal direct-message room.
+DM_ROOM = "@u:"
 
 _STATIC = {
     "/": ("index.html", "text/html; charset=utf-8"),
@@ -138,6 +150,13 @@ class ChatServer:
     closed with 1008. Presence changes are grouped for ``presence_delay``
     seconds into one ``presence`` message to everyone; history writes are
     committed at most ``commit_delay`` seconds after they happen.
+
+    ``redis`` (a URL) shares rooms, presence, nicknames and direct messages
+    with the other processes using the same Redis; ``redis_options`` go to
+    :class:`~wsframe.asyncio.redis_rooms.RedisRooms`. The history file is
+    then shared too (committed per message, see :class:`HistoryStore`).
+    A nickname held in another process cannot be re-claimed with its token
+    until that connection closes.
     """
 
     def __init__(
@@ -150,14 +169,23 @@ class ChatServer:
         abuse_limit: float = 10.0,
         presence_delay: float = 0.05,
         commit_delay: float = 0.2,
+        redis: Optional[str] = None,
+        redis_options: Optional[dict[str, Any]] = None,
     ) -> None:
-        self.store = HistoryStore(db, history)
+        self.store = HistoryStore(db, history, shared=redis is not None)
         self.rate = rate
         self.burst = burst
         self.abuse_limit = abuse_limit
         self.presence_delay = presence_delay
         self.commit_delay = commit_delay
-        self.rooms = Rooms()
+        #: The shared rooms when ``redis`` is given, else None.
+        self.shared: Optional[RedisRooms] = None
+        self.rooms: Union[Rooms, RedisRooms]
+        if redis is not None:
+            options = {"prefix": "wsframe-chat", **(redis_options or {})}
+            self.rooms = self.shared = RedisRooms(redis, **options)
+        else:
+            self.rooms = Rooms()
         #: Identified sessions, by case-folded nickname.
         self.by_nick: dict[str, ChatSession] = {}
         #: Identified sessions, by connection: everyone gets presence updates.
@@ -204,6 +232,8 @@ class ChatServer:
         # broadcast and ~300 KiB of zlib state per connection for little gain.
         options.setdefault("compression", None)
         options.setdefault("ping_interval", 20.0)
+        if self.shared is not None:
+            await self.shared.start()
         try:
             async with serve(
                 self.session, host, port, process_request=self.process_request, **options
@@ -211,6 +241,8 @@ class ChatServer:
                 yield server
         finally:
             self.close()
+            if self.shared is not None:
+                await self.shared.close()
 
     def close(self) -> None:
         """Cancel the timers and commit the history."""
@@ -252,18 +284,25 @@ class ChatServer:
             self.rooms.leave(room, ws)
             self._presence(room, nick, "leave")
         session.rooms.clear()
+        self.rooms.leave_all(ws)
         del self.online[ws]
         if self.by_nick.get(nick.casefold()) is session:
             del self.by_nick[nick.casefold()]
 
     def users(self, room: str) -> list[str]:
-        """The nicknames in ``room``, sorted."""
+        """The nicknames in ``room``, sorted (with Redis: in every process)."""
+        if self.shared is not None:
+            return sorted(self.shared.presence(room))
         online = self.online
         return sorted(online[ws].nick or "" for ws in self.rooms.members(room) if ws in online)
 
     def room_list(self) -> list[dict[str, Any]]:
         """Every room with members or history, with who is in it."""
-        names = self.known_rooms.union(self.rooms.rooms())
+        if self.shared is not None:
+            active = [room for room in self.shared.all_rooms() if not room.startswith("@")]
+        else:
+            active = self.rooms.rooms()
+        names = self.known_rooms.union(active)
         return [{"room": room, "users": self.users(room)} for room in sorted(names)]
 
     def _hello(self, session: ChatSession, fields: dict[str, Any]) -> None:
@@ -284,11 +323,18 @@ class ChatServer:
             self.disconnect(holder)
             if holder.ws is not None:
                 holder.ws.fail(4001, "replaced by a new connection")
+        elif self._remote_nick(key) is not None:
+            raise ProtocolViolation(
+                "nick_taken", f"the nickname {nick!r} is already in use", "hello"
+            )
         session.nick = nick
         session.token = secrets.token_urlsafe(18)
         assert session.ws is not None
         self.by_nick[key] = session
         self.online[session.ws] = session
+        if self.shared is not None:
+            self.shared.join(ALL_ROOM, session.ws, nick)
+            self.shared.join(DM_ROOM + key, session.ws, nick)
         session.send(
             protocol.encode(
                 "welcome",
@@ -314,7 +360,10 @@ class ChatServer:
                     "too_many_rooms", f"you can be in {MAX_ROOMS_PER_USER} rooms at most", "join"
                 )
             session.rooms.add(room)
-            self.rooms.join(room, session.ws)
+            if self.shared is not None:
+                self.shared.join(room, session.ws, session.nick)
+            else:
+                self.rooms.join(room, session.ws)
             self._presence(room, session.nick, "join")
         history = [message.as_dict() for message in self.store.recent(room)]
         session.send(protocol.encode("joined", room=room, users=self.users(room), history=history))
@@ -345,16 +394,31 @@ class ChatServer:
         self.rooms.send(room, protocol.encode("message", **stored.as_dict()), on_slow="close")
 
     def _dm(self, session: ChatSession, fields: dict[str, Any]) -> None:
-        target = self.by_nick.get(fields["to"].casefold())
-        if target is None or target.nick is None:
+        key = fields["to"].casefold()
+        target = self.by_nick.get(key)
+        remote = self._remote_nick(key) if target is None else None
+        if remote is None and (target is None or target.nick is None):
             raise ProtocolViolation("no_such_user", f"{fields['to']!r} is not online", "dm")
         assert session.nick is not None
+        to = target.nick if target is not None else remote
         message = protocol.encode(
-            "dm", **{"from": session.nick, "to": target.nick}, text=fields["text"], ts=_now_ms()
+            "dm", **{"from": session.nick, "to": to}, text=fields["text"], ts=_now_ms()
         )
-        target.send(message)
+        if target is not None:
+            target.send(message)
+        elif self.shared is not None:
+            self.shared.send(DM_ROOM + key, message)
         if target is not session:
             session.send(message)
+
+    def _remote_nick(self, key: str) -> Optional[str]:
+        """With Redis: the nickname (as written) whose case-folded form is ``key``, if online."""
+        if self.shared is None:
+            return None
+        for nick in self.shared.presence(DM_ROOM + key):
+            if nick.casefold() == key:
+                return nick
+        return None
 
     def _typing(self, session: ChatSession, fields: dict[str, Any]) -> None:
         room: str = fields["room"]
@@ -380,8 +444,13 @@ class ChatServer:
     def _flush_presence(self) -> None:
         self._presence_timer = None
         changes, self._pending_presence = self._pending_presence, []
-        if changes:
-            broadcast(self.online, protocol.encode("presence", changes=changes))
+        if not changes:
+            return
+        message = protocol.encode("presence", changes=changes)
+        if self.shared is not None:
+            self.shared.send(ALL_ROOM, message)
+        else:
+            broadcast(self.online, message)
 
     def _schedule_commit(self) -> None:
         if self._commit_timer is None:

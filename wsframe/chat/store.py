@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import os
+import random
 import sqlite3
 import sys
 import time
@@ -76,21 +77,59 @@ class HistoryStore:
     ``path`` is a file (its directory is created) or ``":memory:"``. Call
     :meth:`commit` periodically (the server does it at most ``commit_delay``
     after a write) and :meth:`close` at the end.
+
+    ``shared=True`` is for one file used by several processes (``chat
+    --workers``): each write is committed at once (in WAL mode that is an
+    append, without ``fsync``) so that it neither holds the write lock nor
+    hides from the other processes, and :meth:`recent` reads the file
+    instead of a cache that other processes' writes would make stale.
     """
 
-    def __init__(self, path: Union[str, os.PathLike[str]], history: int = DEFAULT_HISTORY) -> None:
+    def __init__(
+        self,
+        path: Union[str, os.PathLike[str]],
+        history: int = DEFAULT_HISTORY,
+        *,
+        shared: bool = False,
+    ) -> None:
         self.path = str(path)
         self.history = history
+        self.shared = shared
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level="DEFERRED")
-        if self.path != ":memory:":
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-        self._db.commit()
+        # Another process's write holds the lock for microseconds (shared
+        # mode commits at once): wait for it briefly rather than fail.
+        self._db = sqlite3.connect(
+            self.path, isolation_level="DEFERRED", timeout=1.0 if shared else 5.0
+        )
+        self._initialise()
         self._recent: dict[str, collections.deque[StoredMessage]] = {}
         self.dirty = False
+
+    def _initialise(self) -> None:
+        """WAL mode and the schema, retried while another worker does the same.
+
+        Workers started together open one new file at once; SQLite then
+        answers "database is locked" at once (not after the busy timeout) to
+        one of them to avoid a deadlock. This runs once, before serving, so a
+        short blocking retry is fine.
+        """
+        deadline = time.monotonic() + 10.0
+        while True:
+            try:
+                if self.path != ":memory:":
+                    self._db.execute("PRAGMA journal_mode=WAL")
+                    self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.executescript(_SCHEMA)
+                self._db.commit()
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if time.monotonic() > deadline:
+                    raise
+                self._db.rollback()
+                time.sleep(0.02 + random.random() * 0.05)
 
     def add(self, room: str, nick: str, text: str, ts: Optional[int] = None) -> StoredMessage:
         """Store a message (committed by the next :meth:`commit`) and return it."""
@@ -101,6 +140,9 @@ class HistoryStore:
             (room, nick, text, ts),
         )
         message = StoredMessage(int(cursor.lastrowid or 0), room, nick, text, ts)
+        if self.shared:
+            self._db.commit()
+            return message
         self._cache(room).append(message)
         self.dirty = True
         return message
@@ -118,7 +160,7 @@ class HistoryStore:
 
     def _cache(self, room: str) -> collections.deque[StoredMessage]:
         cache = self._recent.get(room)
-        if cache is None:
+        if cache is None or self.shared:
             rows = self._db.execute(
                 "SELECT id, room, nick, text, ts FROM messages WHERE room = ?"
                 " ORDER BY id DESC LIMIT ?",
@@ -127,7 +169,8 @@ class HistoryStore:
             cache = collections.deque(
                 (StoredMessage(*row) for row in reversed(rows)), maxlen=self.history
             )
-            self._recent[room] = cache
+            if not self.shared:
+                self._recent[room] = cache
         return cache
 
     def forget(self, room: str) -> None:

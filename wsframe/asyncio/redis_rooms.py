@@ -1,0 +1,569 @@
+"""Rooms shared by several processes and machines, over Redis pub/sub.
+
+:class:`RedisRooms` has the methods of :class:`~wsframe.asyncio.Rooms`
+(``join``, ``leave``, ``leave_all``, ``members``, ``rooms``, ``send``) plus
+``async start()`` / ``async close()`` (or ``async with``), and a global view
+of who is in each room (:meth:`RedisRooms.presence`). It needs the optional
+``redis`` package (``pip install wsframe[redis]``); plain :class:`Rooms`
+needs nothing and stays the default.
+
+Delivery
+    :meth:`RedisRooms.send` delivers to this process's members at once, with
+    the encode-once :func:`~wsframe.asyncio.broadcast`, then queues one
+    ``PUBLISH`` to the room's channel. It never waits and never raises for a
+    Redis problem: a background task publishes the queue in order, in
+    pipelined batches. Every process with members in the room is subscribed
+    to its channel and delivers the message locally with the same broadcast;
+    each envelope carries the publishing process's id, so a process skips its
+    own echo and nobody gets a message twice. Messages from one sender arrive
+    in the order it sent them (one publishing connection per process, and
+    Redis keeps the order of one connection's publishes).
+
+Failures
+    Pub/sub is at-most-once. When Redis is unreachable, local delivery goes
+    on; queued and new publishes are dropped and counted (:attr:`stats`),
+    logged once per outage on ``wsframe.redis``, and passed to ``on_error``.
+    The queue is bounded (``max_queue``): a publish that does not fit is
+    dropped the same way. The subscriber reconnects with exponential backoff
+    and resubscribes; :attr:`connected` is true again once it has, and
+    messages published from then on are delivered. Nothing here blocks the
+    event loop.
+
+Presence
+    Each process keeps ``{prefix}:proc:{process_id}``, a JSON snapshot of its
+    rooms' member names, with a TTL of ``presence_ttl`` seconds refreshed
+    every ``heartbeat_interval``, and lists itself in ``{prefix}:procs``.
+    Joins and leaves are also published on ``{prefix}:events`` so that other
+    processes see them at once. Every heartbeat each process re-reads the
+    snapshots: a process that died without saying goodbye (SIGKILL, machine
+    lost) disappears from :meth:`presence` within ``presence_ttl`` plus one
+    heartbeat. The view is eventually consistent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import logging
+import os
+import random
+import secrets
+import time
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union, cast
+
+from ..connection import State
+from .broadcast import DEFAULT_MAX_BUFFER, BroadcastResult, Rooms
+from .connection import WebSocket
+
+if TYPE_CHECKING:  # pragma: no cover
+    from redis.asyncio import Redis
+    from redis.asyncio.client import PubSub
+
+__all__ = ["RedisRooms"]
+
+logger = logging.getLogger("wsframe.redis")
+
+#: Most publishes sent in one pipelined round trip.
+_BATCH = 512
+#: How long the subscriber waits for a message before it looks at
+#: subscription changes (joins of new rooms, last leaves).
+_POLL = 0.02
+
+ErrorCallback = Callable[[BaseException, int], None]
+
+
+def _redis_errors() -> tuple[type[BaseException], ...]:
+    from redis.exceptions import RedisError
+
+    return (RedisError, OSError, asyncio.TimeoutError)
+
+
+class RedisRooms:
+    """Rooms whose messages and presence are shared through Redis pub/sub.
+
+    ``url`` is a Redis URL (``redis://HOST:PORT/DB``); ``client`` may be given
+    instead (a ``redis.asyncio.Redis``; it is not closed by :meth:`close`).
+    ``prefix`` namespaces the keys and channels (several apps can share one
+    Redis). ``process_id`` identifies this process (default: a random,
+    unique one). ``on_error(exc, dropped)`` is called for every Redis failure
+    with the number of messages it dropped; it must not block.
+    ``max_buffer``/``on_slow`` are the defaults of :meth:`send` and of the
+    local delivery of messages from other processes (see
+    :func:`~wsframe.asyncio.broadcast`).
+
+    Only ``str`` and bytes-like messages can cross processes. Call
+    :meth:`start` (or enter ``async with``) before using it from the event
+    loop, and :meth:`close` at the end; it says goodbye (removes this
+    process's presence at once).
+    """
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        client: Optional[Redis] = None,
+        prefix: str = "wsframe",
+        process_id: Optional[str] = None,
+        heartbeat_interval: float = 1.0,
+        presence_ttl: float = 5.0,
+        max_queue: int = 10_000,
+        max_backoff: float = 5.0,
+        on_error: Optional[ErrorCallback] = None,
+        max_buffer: Optional[int] = DEFAULT_MAX_BUFFER,
+        on_slow: str = "skip",
+    ) -> None:
+        if presence_ttl <= heartbeat_interval:
+            raise ValueError("presence_ttl must be longer than heartbeat_interval")
+        self.url = url
+        self.prefix = prefix
+        self.process_id = process_id or f"{os.getpid()}-{secrets.token_hex(6)}"
+        if "\x00" in self.process_id:
+            raise ValueError("process_id must not contain NUL")
+        self.heartbeat_interval = heartbeat_interval
+        self.presence_ttl = presence_ttl
+        self.max_queue = max_queue
+        self.max_backoff = max_backoff
+        self.on_error = on_error
+        self.max_buffer = max_buffer
+        self.on_slow = on_slow
+        #: Counters: ``published``, ``received`` (from other processes),
+        #: ``dropped`` (publishes lost to a failure or a full queue),
+        #: ``errors`` (failed Redis operations), ``reconnects``.
+        self.stats: dict[str, int] = dict.fromkeys(
+            ("published", "received", "dropped", "errors", "reconnects"), 0
+        )
+        self._client: Optional[Redis] = client
+        self._own_client = client is None
+        self._local = Rooms()
+        #: ws -> {room: member name}
+        self._names_of: dict[WebSocket, dict[str, str]] = {}
+        #: room -> {member name: local connections with that name}
+        self._local_names: dict[str, collections.Counter[str]] = {}
+        self._version = 0
+        self._snapshot_dirty = True
+        #: process id -> (version, {room: {member names}})
+        self._remote: dict[str, tuple[int, dict[str, set[str]]]] = {}
+        self._queue: collections.deque[tuple[str, bytes]] = collections.deque()
+        self._wake: Optional[asyncio.Event] = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._subscribed = False
+        self._channels: frozenset[str] = frozenset()
+        self._publish_failing = False
+        self._retry_at = 0.0
+        self._backoff = 0.0
+        self._closing = False
+        self._own = self.process_id.encode() + b"\x00"
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Connect to Redis and start the background tasks (returns at once if Redis is down)."""
+        if self._tasks:
+            return
+        if self._client is None:
+            import redis.asyncio as aioredis
+
+            self._client = aioredis.from_url(
+                self.url, socket_connect_timeout=2.0, socket_timeout=5.0
+            )
+        self._wake = asyncio.Event()
+        self._closing = False
+        for coro in (self._publisher(), self._subscriber(), self._heartbeat()):
+            self._tasks.append(asyncio.ensure_future(coro))
+
+    async def close(self) -> None:
+        """Publish what is queued (briefly), say goodbye, stop the tasks and disconnect."""
+        if self._closing:
+            return
+        self._closing = True
+        if self._queue and self._wake is not None and not self._publish_failing:
+            self._wake.set()
+            deadline = time.monotonic() + 1.0
+            while self._queue and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+        for task in self._tasks:
+            task.cancel()
+        if self._tasks:
+            # Bounded: a task stuck in the client's own reconnect logic must
+            # not keep a worker from exiting.
+            _, stuck = await asyncio.wait(self._tasks, timeout=2.0)
+            if stuck:
+                logger.warning("redis rooms: %d task(s) did not stop within 2 s", len(stuck))
+        self._tasks = []
+        client = self._client
+        if client is not None:
+            with contextlib.suppress(*_redis_errors()):
+                await asyncio.wait_for(self._goodbye(client), 2.0)
+            if self._own_client:
+                with contextlib.suppress(asyncio.TimeoutError, *_redis_errors()):
+                    await asyncio.wait_for(client.aclose(), 2.0)
+                self._client = None
+        self._subscribed = False
+
+    async def __aenter__(self) -> RedisRooms:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def connected(self) -> bool:
+        """Whether the subscriber is subscribed and publishing works (as far as known)."""
+        return self._subscribed and not self._publish_failing
+
+    def is_subscribed(self, room: str) -> bool:
+        """Whether messages published to ``room`` by other processes reach this one now."""
+        return self._subscribed and self._channel(room) in self._channels
+
+    async def wait_connected(self, timeout: Optional[float] = None) -> None:
+        """Wait until :attr:`connected` (e.g. in tests, or before serving)."""
+
+        async def poll() -> None:
+            while not self.connected:
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(poll(), timeout)
+
+    # ------------------------------------------------------ the Rooms API
+
+    def join(self, room: str, ws: WebSocket, member: Optional[str] = None) -> None:
+        """Add ``ws`` to ``room`` under the presence name ``member`` (default: a unique id)."""
+        names = self._names_of.get(ws)
+        if names is None:
+            if ws.state is State.CLOSED:
+                return
+            names = self._names_of[ws] = {}
+            ws.add_close_callback(self.leave_all)
+        if room in names:
+            return
+        name = member if member is not None else f"{self.process_id}/{id(ws):x}"
+        names[room] = name
+        self._local.join(room, ws)
+        counter = self._local_names.setdefault(room, collections.Counter())
+        counter[name] += 1
+        if counter[name] == 1:
+            self._changed("join", room, name)
+
+    def leave(self, room: str, ws: WebSocket) -> None:
+        """Remove ``ws`` from ``room``."""
+        names = self._names_of.get(ws)
+        if names is None or room not in names:
+            return
+        name = names.pop(room)
+        self._local.leave(room, ws)
+        counter = self._local_names[room]
+        counter[name] -= 1
+        if counter[name] <= 0:
+            del counter[name]
+            if not counter:
+                del self._local_names[room]
+            self._changed("leave", room, name)
+
+    def leave_all(self, ws: WebSocket) -> None:
+        """Remove ``ws`` from every room (called when it closes)."""
+        for room in list(self._names_of.get(ws, ())):
+            self.leave(room, ws)
+        self._names_of.pop(ws, None)
+
+    def members(self, room: str) -> frozenset[WebSocket]:
+        """This process's connections in ``room``."""
+        return self._local.members(room)
+
+    def rooms(self, ws: Optional[WebSocket] = None) -> list[str]:
+        """The rooms with members in this process, or the rooms ``ws`` is in, sorted."""
+        return self._local.rooms(ws)
+
+    def presence(self, room: str) -> set[str]:
+        """The member names in ``room`` across all processes (eventually consistent)."""
+        result = set(self._local_names.get(room, ()))
+        for _, rooms in self._remote.values():
+            result.update(rooms.get(room, ()))
+        return result
+
+    def all_rooms(self) -> list[str]:
+        """Every room with members in any process, sorted."""
+        result = set(self._local_names)
+        for _, rooms in self._remote.values():
+            result.update(room for room, names in rooms.items() if names)
+        return sorted(result)
+
+    def send(
+        self,
+        room: str,
+        message: Union[str, bytes, bytearray, memoryview],
+        *,
+        exclude: Optional[WebSocket] = None,
+        max_buffer: Optional[int] = DEFAULT_MAX_BUFFER,
+        on_slow: Optional[str] = None,
+    ) -> BroadcastResult:
+        """Deliver to local members now (except ``exclude``), publish to others in the background.
+
+        Returns what the local delivery did. Never waits, never raises for a
+        Redis failure (see the module's documentation).
+        """
+        result = self._local.send(
+            room,
+            message,
+            exclude=exclude,
+            max_buffer=max_buffer,
+            on_slow=on_slow if on_slow is not None else self.on_slow,
+        )
+        if isinstance(message, str):
+            data = self._own + b"t" + message.encode()
+        else:
+            data = self._own + b"b" + bytes(message)
+        self._enqueue(self._channel(room), data)
+        return result
+
+    # ----------------------------------------------------------- internals
+
+    def _channel(self, room: str) -> str:
+        return f"{self.prefix}:room:{room}"
+
+    def _enqueue(self, channel: str, data: bytes) -> None:
+        if self._closing or self._wake is None:
+            self._drop(RuntimeError("RedisRooms is not started"), 1)
+            return
+        if len(self._queue) >= self.max_queue:
+            self._drop(OverflowError(f"publish queue full ({self.max_queue})"), 1)
+            return
+        self._queue.append((channel, data))
+        self._wake.set()
+
+    def _drop(self, exc: BaseException, count: int) -> None:
+        self.stats["dropped"] += count
+        self._report(exc, count)
+
+    def _report(self, exc: BaseException, dropped: int) -> None:
+        if self.on_error is not None:
+            try:
+                self.on_error(exc, dropped)
+            except Exception:  # pragma: no cover - the app's bug
+                logger.exception("on_error callback failed")
+
+    def _failed(self, what: str, exc: BaseException, dropped: int = 0) -> None:
+        self.stats["errors"] += 1
+        self.stats["dropped"] += dropped
+        if not self._publish_failing and what == "publish":
+            logger.warning("redis: %s failed (%s); dropping publishes until it is back", what, exc)
+        else:
+            logger.debug("redis: %s failed: %s", what, exc)
+        self._report(exc, dropped)
+
+    def _changed(self, op: str, room: str, name: str) -> None:
+        self._version += 1
+        self._snapshot_dirty = True
+        event = {"p": self.process_id, "v": self._version, "op": op, "r": room, "m": name}
+        if self._wake is not None and not self._closing:
+            self._queue.append((f"{self.prefix}:events", json.dumps(event).encode()))
+            self._wake.set()
+
+    def _snapshot(self) -> bytes:
+        rooms = {room: sorted(names) for room, names in self._local_names.items()}
+        return json.dumps({"v": self._version, "rooms": rooms}).encode()
+
+    async def _publisher(self) -> None:
+        assert self._wake is not None and self._client is not None
+        wake, client, queue = self._wake, self._client, self._queue
+        errors = _redis_errors()
+        while True:
+            await wake.wait()
+            wake.clear()
+            while queue:
+                if self._publish_failing and time.monotonic() < self._retry_at:
+                    dropped = len(queue)
+                    queue.clear()
+                    self.stats["dropped"] += dropped
+                    self._report(ConnectionError("redis is down"), dropped)
+                    break
+                batch = [queue.popleft() for _ in range(min(len(queue), _BATCH))]
+                try:
+                    async with client.pipeline(transaction=False) as pipe:
+                        for channel, data in batch:
+                            pipe.publish(channel, data)
+                        await pipe.execute()
+                except errors as exc:
+                    self._failed("publish", exc, len(batch))
+                    self._publish_failing = True
+                    self._backoff = min(self.max_backoff, max(0.05, self._backoff * 2))
+                    self._retry_at = time.monotonic() + self._backoff
+                    continue
+                self.stats["published"] += len(batch)
+                if self._publish_failing:
+                    logger.warning("redis: publishing works again")
+                    self._publish_failing = False
+                    self._backoff = 0.0
+
+    def _wanted_channels(self) -> set[str]:
+        wanted = {self._channel(room) for room in self._local_names}
+        wanted.add(f"{self.prefix}:events")
+        return wanted
+
+    async def _subscriber(self) -> None:
+        assert self._client is not None
+        errors = _redis_errors()
+        backoff = 0.05
+        first = True
+        while True:
+            pubsub: PubSub = self._client.pubsub(ignore_subscribe_messages=True)
+            try:
+                current = self._wanted_channels()
+                await pubsub.subscribe(*current)
+                # The reply proves the connection works.
+                await pubsub.get_message(ignore_subscribe_messages=False, timeout=2.0)
+                if not first:
+                    self.stats["reconnects"] += 1
+                    logger.warning("redis: reconnected and resubscribed")
+                first = False
+                backoff = 0.05
+                self._snapshot_dirty = True
+                self._channels = frozenset(current)
+                await self._beat()
+                self._subscribed = True
+                if self._publish_failing:  # Redis answers again: publish at once
+                    logger.warning("redis: publishing resumes")
+                    self._publish_failing = False
+                    self._backoff = 0.0
+                while True:
+                    wanted = self._wanted_channels()
+                    if wanted != current:
+                        if wanted - current:
+                            await pubsub.subscribe(*(wanted - current))
+                        if current - wanted:
+                            await pubsub.unsubscribe(*(current - wanted))
+                        current = wanted
+                        self._channels = frozenset(current)
+                    message = await pubsub.get_message(
+                        ignore_subscribe_messages=True, timeout=_POLL
+                    )
+                    while message is not None:
+                        self._on_pubsub(message)
+                        message = await pubsub.get_message(
+                            ignore_subscribe_messages=True, timeout=0.0
+                        )
+            except errors as exc:
+                if self._subscribed or first:
+                    logger.warning("redis: subscriber disconnected (%r); reconnecting", exc)
+                self._subscribed = False
+                self._failed("subscribe", exc)
+                await asyncio.sleep(backoff * (0.5 + random.random()))
+                backoff = min(self.max_backoff, backoff * 2)
+            finally:
+                self._subscribed = False
+                with contextlib.suppress(Exception):
+                    await cast(Any, pubsub).aclose()
+
+    def _on_pubsub(self, message: dict[str, Any]) -> None:
+        if message.get("type") != "message":
+            return
+        channel = message["channel"]
+        if isinstance(channel, bytes):
+            channel = channel.decode()
+        data: bytes = message["data"]
+        if channel == f"{self.prefix}:events":
+            self._on_event(data)
+            return
+        if data.startswith(self._own):
+            return  # our own message: delivered locally when sent
+        sep = data.find(b"\x00")
+        if sep < 0 or sep + 1 >= len(data):
+            return
+        room = channel[len(self.prefix) + 6 :]
+        kind = data[sep + 1 : sep + 2]
+        body = data[sep + 2 :]
+        self.stats["received"] += 1
+        payload: Union[str, bytes] = body.decode() if kind == b"t" else body
+        self._local.send(room, payload, max_buffer=self.max_buffer, on_slow=self.on_slow)
+
+    def _on_event(self, data: bytes) -> None:
+        try:
+            event = json.loads(data)
+            pid, version, op = event["p"], int(event["v"]), event["op"]
+        except (ValueError, KeyError, TypeError):
+            return
+        if pid == self.process_id:
+            return
+        if op == "bye":
+            self._remote.pop(pid, None)
+            return
+        known = self._remote.get(pid)
+        if known is not None and version <= known[0]:
+            return
+        rooms = known[1] if known is not None else {}
+        names = rooms.setdefault(event["r"], set())
+        if op == "join":
+            names.add(event["m"])
+        else:
+            names.discard(event["m"])
+            if not names:
+                del rooms[event["r"]]
+        self._remote[pid] = (version, rooms)
+
+    async def _heartbeat(self) -> None:
+        errors = _redis_errors()
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            try:
+                await self._beat()
+            except errors as exc:
+                self._failed("heartbeat", exc)
+
+    async def _beat(self) -> None:
+        """Refresh this process's presence and re-read everyone else's."""
+        client = self._client
+        assert client is not None
+        key = f"{self.prefix}:proc:{self.process_id}"
+        procs = f"{self.prefix}:procs"
+        ttl = int(self.presence_ttl * 1000)
+        dirty = self._snapshot_dirty
+        self._snapshot_dirty = False
+        try:
+            async with client.pipeline(transaction=False) as pipe:
+                if dirty:
+                    pipe.set(key, self._snapshot(), px=ttl)
+                else:
+                    pipe.pexpire(key, ttl)
+                pipe.sadd(procs, self.process_id)
+                pipe.smembers(procs)
+                refreshed, _, members = await pipe.execute()
+        except BaseException:
+            self._snapshot_dirty = True
+            raise
+        if not refreshed:  # the key was lost (Redis restarted): write it again
+            await client.set(key, self._snapshot(), px=ttl)
+        others = sorted(pid for pid in (m.decode() for m in members) if pid != self.process_id)
+        values = (
+            await client.mget([f"{self.prefix}:proc:{pid}" for pid in others]) if others else []
+        )
+        dead = []
+        seen = set()
+        for pid, value in zip(others, values):
+            if value is None:
+                dead.append(pid)
+                continue
+            seen.add(pid)
+            try:
+                snapshot = json.loads(value)
+                version = int(snapshot["v"])
+                rooms = {room: set(names) for room, names in snapshot["rooms"].items()}
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue
+            known = self._remote.get(pid)
+            if known is None or version >= known[0]:
+                self._remote[pid] = (version, rooms)
+        for pid in list(self._remote):
+            if pid not in seen:
+                del self._remote[pid]
+        if dead:
+            await client.srem(procs, *dead)
+
+    async def _goodbye(self, client: Redis) -> None:
+        event = json.dumps({"p": self.process_id, "v": self._version + 1, "op": "bye"})
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.delete(f"{self.prefix}:proc:{self.process_id}")
+            pipe.srem(f"{self.prefix}:procs", self.process_id)
+            pipe.publish(f"{self.prefix}:events", event)
+            await pipe.execute()
