@@ -13,13 +13,8 @@ import contextlib
 import functools
 import importlib
 import socket
-import types
 from typing import Any, Callable, Optional
 
-import pytest
-
-import wsframe.codec as codec_module
-import wsframe.connection as connection_module
 from wsframe.asyncio import Server, WebSocket, serve
 from wsframe.connection import ClientConnection, Connection, ServerConnection
 from wsframe.events import Accepted, Request
@@ -31,14 +26,6 @@ broadcast_module = importlib.import_module("wsframe.asyncio.broadcast")
 TEST_TIMEOUT = 15.0
 #: Upper bound of one awaited step, in seconds.
 STEP = 3.0
-
-
-def use_codec(codec: types.ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Point the connection, the zero-copy path and broadcast at ``codec``."""
-    for name in ("FrameDecoder", "Utf8Validator", "encode_frame"):
-        monkeypatch.setattr(connection_module, name, getattr(codec, name))
-    monkeypatch.setattr(codec_module, "encode_frame_header", codec.encode_frame_header)
-    monkeypatch.setattr(broadcast_module, "encode_frame", codec.encode_frame)
 
 
 def async_test(func: Optional[Callable[..., Any]] = None, *, timeout: float = TEST_TIMEOUT) -> Any:

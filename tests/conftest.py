@@ -1,9 +1,16 @@
-"""Shared fixtures: every codec test runs against both the C and the Python codec.
+"""Shared fixtures: every test runs against both the compiled modules and their twins.
 
+The suite runs twice: ``python -m pytest`` on the compiled modules (codec,
+assembler, connection, driver core), then ``WSFRAME_NO_EXTENSIONS=1 python -m
+pytest`` on their pure-Python twins (the README's test command does both).
+Without ``WSFRAME_NO_EXTENSIONS`` the session refuses to start if the
+compiled modules cannot be imported, so that CI never silently tests pure
+Python only. ``active_codec`` is the codec module of the run.
+
+The codec tests also compare both codecs directly in the same process:
 ``codec`` is parametrized over ``"c"`` (``wsframe._codec_c``) and ``"python"``
-(``wsframe._codec_py``). When the C extension cannot be imported, the ``"c"``
-cases are skipped if ``WSFRAME_NO_EXTENSIONS`` is set, and FAIL otherwise, so
-that CI never silently tests pure Python only.
+(``wsframe._codec_py``); in the twins' run the ``"c"`` cases, which the first
+run covered, are deselected.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from typing import Any, Optional
 import pytest
 from hypothesis import HealthCheck, settings
 
-from wsframe import _codec_py
+from wsframe import _codec_py, _implementation
 
 settings.register_profile(
     "wsframe",
@@ -41,6 +48,43 @@ def _import_c() -> tuple[Optional[types.ModuleType], Optional[BaseException]]:
 
 CODEC_C, CODEC_C_ERROR = _import_c()
 CODEC_PY = _codec_py
+#: The codec the connection and the drivers use in this run.
+ACTIVE_CODEC = CODEC_C if _implementation.use_c else CODEC_PY
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not _extensions_disabled() and not _implementation.use_c:
+        pytest.exit(
+            "the compiled modules of wsframe did not build or cannot be imported "
+            f"({CODEC_C_ERROR!r}); build them with `python setup.py build_ext --inplace`, "
+            "or set WSFRAME_NO_EXTENSIONS=1 to test the pure-Python twins only",
+            returncode=3,
+        )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In the twins' run, leave out the direct tests of the C codec (run before)."""
+    if not _extensions_disabled() or CODEC_C is None:
+        return
+    keep, drop = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        fixtures = getattr(item, "fixturenames", ())
+        on_c = callspec is not None and callspec.params.get("codec") == "c"
+        if on_c or "codecs_pair" in fixtures:
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+@pytest.fixture(scope="session")
+def active_codec() -> types.ModuleType:
+    """The codec module of this run: ``wsframe._codec_c``, or the twin with
+    ``WSFRAME_NO_EXTENSIONS=1``."""
+    return ACTIVE_CODEC
 
 
 def require_c() -> types.ModuleType:

@@ -18,7 +18,6 @@ from asyncio_helpers import (
     free_port,
     start,
     uri,
-    use_codec,
     within,
 )
 
@@ -33,10 +32,10 @@ from wsframe.errors import InvalidHandshake
 from wsframe.events import CloseReceived, Ping
 
 
-@pytest.fixture(autouse=True)
-def asyncio_codec(codec, monkeypatch):
-    use_codec(codec, monkeypatch)
-    return codec
+@pytest.fixture
+def asyncio_codec(active_codec):
+    """The codec of this run (the asyncio layer's)."""
+    return active_codec
 
 
 class Delays:
@@ -149,6 +148,7 @@ async def test_client_heartbeat_fails_a_server_that_never_pongs() -> None:
         events = await peer.events_until_eof(answer=False)
         assert any(isinstance(e, Ping) for e in events)
         assert [e.code for e in events if isinstance(e, CloseReceived)] == [1011]
+        peer.close()  # after our FIN (graceful failure), the peer closes
     finally:
         raw.close()
 
@@ -399,7 +399,7 @@ async def test_reconnect_after_heartbeat_failure() -> None:
                     await within(ws.recv())
             else:
                 await within(accepting)
-                ws._transport.abort()  # type: ignore[union-attr]
+                ws.abort()
                 break
         assert sessions == 2
     finally:

@@ -23,7 +23,6 @@ from asyncio_helpers import (
     raw_client,
     start,
     uri,
-    use_codec,
     within,
 )
 
@@ -38,6 +37,7 @@ from wsframe.asyncio import (
     connect,
     serve,
 )
+from wsframe.codec import FrameDecoder
 from wsframe.connection import ServerConnection, State
 from wsframe.errors import InvalidState
 from wsframe.events import BinaryMessage, CloseReceived, TextMessage
@@ -46,10 +46,10 @@ from wsframe.events import BinaryMessage, CloseReceived, TextMessage
 broadcast_module = importlib.import_module("wsframe.asyncio.broadcast")
 
 
-@pytest.fixture(autouse=True)
-def asyncio_codec(codec, monkeypatch):
-    use_codec(codec, monkeypatch)
-    return codec
+@pytest.fixture
+def asyncio_codec(active_codec):
+    """The codec of this run (the asyncio layer's)."""
+    return active_codec
 
 
 async def echo(ws: WebSocket) -> None:
@@ -101,8 +101,7 @@ async def test_send_numpy_array_is_one_frame() -> None:
             ws = await capture.next()
             await ws.send(np.arange(8, dtype=np.uint8))
             frames = []
-            decoder = peer.conn._decoder
-            assert decoder is not None
+            decoder = FrameDecoder("client")
             while not frames:
                 data = await within(peer.loop.sock_recv(peer.sock, 65536))
                 frames.extend(decoder.feed(data))
@@ -306,7 +305,7 @@ async def test_request_path_headers_and_addresses() -> None:
         assert request is not None
         assert request.path == "/chat/room" and request.query == "user=7"
         assert request.headers["X-Token"] == "abc"
-        local = ws._transport.get_extra_info("sockname")  # type: ignore[union-attr]
+        local = ws.transport.get_extra_info("sockname")  # type: ignore[union-attr]
         assert tuple(server_ws.remote_address[:2]) == tuple(local[:2])
         assert ws.remote_address[1] == server.port
         assert ws.buffered_amount == 0 and server_ws.buffered_amount == 0
@@ -506,7 +505,7 @@ async def test_client_listener_on_open_before_first_message() -> None:
         ws = await within(connecting)
         await eventually(lambda: len(log) >= 2)
         assert log[:2] == [("open", 1), ("message", "welcome")]
-        ws._transport.abort()  # type: ignore[union-attr]
+        ws.abort()
     finally:
         raw.close()
 
@@ -540,17 +539,23 @@ async def test_listener_class_on_client_side_gets_pongs() -> None:
 # ---------------------------------------------------------------- broadcast
 
 
-class Counting:
-    """Wraps ``broadcast.encode_frame`` and counts its calls."""
+class Frames:
+    """Records the frames broadcast writes, by identity: one object per encoding."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.calls = 0
-        self._inner = broadcast_module.encode_frame
-        monkeypatch.setattr(broadcast_module, "encode_frame", self)
+        self.written: list[bytes] = []
+        original = WebSocket.write_corked
 
-    def __call__(self, *args: Any, **kwargs: Any) -> bytes:
-        self.calls += 1
-        return self._inner(*args, **kwargs)  # type: ignore[no-any-return]
+        def write_corked(ws: Any, data: bytes) -> None:
+            self.written.append(data)
+            original(ws, data)
+
+        monkeypatch.setattr(WebSocket, "write_corked", write_corked)
+
+    @property
+    def encodings(self) -> int:
+        """How many distinct frame objects were written."""
+        return len({id(frame) for frame in self.written})
 
 
 async def open_clients(
@@ -571,14 +576,14 @@ async def test_broadcast_encodes_once_for_100_connections(monkeypatch) -> None:
     async with await start(capture) as server:
         clients, servers = await open_clients(server, capture, 100, compression=None)
         try:
-            counting = Counting(monkeypatch)
+            frames = Frames(monkeypatch)
             result = broadcast(server.websockets, "news")
             assert result.sent == 100 and result.slow == []
-            assert counting.calls == 1
+            assert frames.encodings == 1 and len(frames.written) == 100
             received = await within(asyncio.gather(*(ws.recv() for ws in clients)))
             assert received == ["news"] * 100
             result = broadcast(servers, b"\x00bin")
-            assert counting.calls == 2 and result.sent == 100
+            assert frames.encodings == 2 and result.sent == 100
             received = await within(asyncio.gather(*(ws.recv() for ws in clients)))
             assert received == [b"\x00bin"] * 100
         finally:
@@ -594,14 +599,14 @@ async def test_broadcast_deflate_no_context_takeover_shares_one_frame(monkeypatc
         plain, plain_servers = await open_clients(server, capture, 3, compression=None)
         try:
             assert all(ws.connection.deflate is not None for ws in servers)
-            counting = Counting(monkeypatch)
+            frames = Frames(monkeypatch)
             message = "compress me " * 50
             for _ in range(2):
                 result = broadcast(servers + plain_servers, message)
                 assert result.sent == 13
                 received = await within(asyncio.gather(*(ws.recv() for ws in clients + plain)))
                 assert received == [message] * 13
-            assert counting.calls == 4  # one deflated and one plain frame, twice
+            assert frames.encodings == 4  # one deflated and one plain frame, twice
             # Ordinary sends still work after broadcasts.
             await servers[0].send("after")
             assert await within(clients[0].recv()) == "after"
@@ -615,12 +620,12 @@ async def test_broadcast_deflate_context_takeover_compresses_per_connection(monk
     async with await start(capture) as server:
         clients, servers = await open_clients(server, capture, 5)
         try:
-            counting = Counting(monkeypatch)
+            frames = Frames(monkeypatch)
             for text in ("first " * 20, "second " * 20, "first " * 20):
                 assert broadcast(servers, text).sent == 5
                 received = await within(asyncio.gather(*(ws.recv() for ws in clients)))
                 assert received == [text] * 5
-            assert counting.calls == 15
+            assert frames.encodings == 15
             for server_ws, ws in zip(servers, clients):
                 await server_ws.send("first " * 20)
                 assert await within(ws.recv()) == "first " * 20
@@ -851,7 +856,7 @@ class _Burst(Listener):
     writes: ClassVar[list[int]] = []
 
     def on_message(self, ws: WebSocket, message: Any) -> None:
-        transport = ws._transport
+        transport = ws.transport
         original = transport.write
 
         def counting_write(data: Any) -> None:

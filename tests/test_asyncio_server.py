@@ -20,7 +20,6 @@ from asyncio_helpers import (
     raw_client,
     start,
     uri,
-    use_codec,
     within,
     ws_request,
 )
@@ -39,10 +38,10 @@ from wsframe.events import BinaryMessage, CloseReceived, Ping, TextMessage
 from wsframe.handshake import Response
 
 
-@pytest.fixture(autouse=True)
-def asyncio_codec(codec, monkeypatch):
-    use_codec(codec, monkeypatch)
-    return codec
+@pytest.fixture
+def asyncio_codec(active_codec):
+    """The codec of this run (the asyncio layer's)."""
+    return active_codec
 
 
 async def echo(ws: WebSocket) -> None:
@@ -76,7 +75,7 @@ async def test_heartbeat_fails_a_peer_that_never_pongs_with_1011() -> None:
             assert [(c.code, c.reason) for c in closes] == [(1011, "keepalive ping timeout")]
             await eventually(lambda: len(outcome) == 1)
             assert outcome[0].sent == (1011, "keepalive ping timeout")
-            assert not outcome[0].was_clean
+            assert not outcome[0].was_clean  # the handler is told at once
         finally:
             peer.close()
 
@@ -209,15 +208,15 @@ async def test_reading_pauses_when_the_queue_is_full() -> None:
         try:
             await asyncio.sleep(0.3)
             assert not flooding.done()  # the client is blocked too
-            transport = server_ws._transport
+            transport = server_ws.transport
             assert transport is not None and not transport.is_reading()
-            queued = len(server_ws._messages or ())
+            queued = server_ws.queued
             # One read of the transport (256 KiB at most) may overshoot by a few.
             assert 4 <= queued <= 4 + (256 * 1024) // size + 1
             for i in range(count):
                 message = await within(server_ws.recv())
                 assert message == i.to_bytes(4, "big") * (size // 4)
-                assert len(server_ws._messages or ()) <= 4 + (256 * 1024) // size + 1
+                assert server_ws.queued <= 4 + (256 * 1024) // size + 1
             await within(flooding)
         finally:
             flooding.cancel()
@@ -233,9 +232,9 @@ async def test_queue_never_exceeds_max_queue() -> None:
             for i in range(100):
                 peer.conn.send_text(str(i))
             await peer.flush()  # 100 small messages in one write
-            await eventually(lambda: len(server_ws._messages or ()) >= 4)
+            await eventually(lambda: server_ws.queued >= 4)
             await asyncio.sleep(0.1)
-            assert len(server_ws._messages or ()) <= 4
+            assert server_ws.queued <= 4
         finally:
             peer.close()
 

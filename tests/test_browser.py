@@ -30,8 +30,6 @@ from typing import Any, Optional
 
 import pytest
 
-import wsframe.codec as codec_module
-import wsframe.connection as connection_module
 from wsframe.asyncio import ConnectionClosedError, WebSocket, serve
 
 broadcast_module = importlib.import_module("wsframe.asyncio.broadcast")
@@ -218,16 +216,11 @@ def server() -> Iterator[ServerThread]:
 
 
 @pytest.fixture(autouse=True)
-def server_codec(codec: Any, monkeypatch: pytest.MonkeyPatch, server: ServerThread) -> Any:
-    """Run the server's connections on the codec under test; forget earlier closes."""
-    for name in ("FrameDecoder", "Utf8Validator", "encode_frame"):
-        monkeypatch.setattr(connection_module, name, getattr(codec, name))
-    for name in ("FrameDecoder", "Utf8Validator", "encode_frame", "encode_frame_header"):
-        monkeypatch.setattr(codec_module, name, getattr(codec, name))
-    monkeypatch.setattr(broadcast_module, "encode_frame", codec.encode_frame)
+def server_codec(active_codec: Any, server: ServerThread) -> Any:
+    """The codec of this run; forget earlier closes."""
     server.closes.clear()
     server.deflate.clear()
-    return codec
+    return active_codec
 
 
 def unavailable(what: str) -> None:

@@ -1,7 +1,6 @@
 """The sans-I/O connection: a client and a server connection feeding each other.
 
-Every test runs with both codecs: the ``conn_codec`` fixture points the
-connection module at ``wsframe._codec_c`` or ``wsframe._codec_py``.
+Every test runs on the compiled connection and on its twin (see conftest.py).
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import wsframe.connection as connection_module
 from wsframe import InvalidHandshake, ProtocolError
 from wsframe.connection import ClientConnection, ServerConnection, State
 from wsframe.errors import InvalidState
@@ -33,12 +31,10 @@ from wsframe.events import (
 KEY = b"\x01\x02\x03\x04"
 
 
-@pytest.fixture(autouse=True)
-def conn_codec(codec, monkeypatch):
-    """Run the connection on the codec under test."""
-    for name in ("FrameDecoder", "Utf8Validator", "encode_frame"):
-        monkeypatch.setattr(connection_module, name, getattr(codec, name))
-    return codec
+@pytest.fixture
+def conn_codec(active_codec):
+    """The codec of this run (the connection's)."""
+    return active_codec
 
 
 def handshake(

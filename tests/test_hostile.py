@@ -30,9 +30,8 @@ from collections.abc import Iterator
 from typing import Any, Optional
 
 import pytest
-from conftest import CODEC_PY, require_c
+from conftest import require_c
 
-import wsframe.connection as connection_module
 from wsframe import _codec_py
 from wsframe.connection import ClientConnection, ServerConnection, State
 from wsframe.events import Ping, Request
@@ -609,12 +608,10 @@ def test_idle_connections(hostile: ServerProcess) -> None:
 # ------------------------------------------ the ping rate limit, sans-I/O
 
 
-@pytest.fixture(params=["c", "python"])
-def conn_codec(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Any:
-    codec = require_c() if request.param == "c" else CODEC_PY
-    for name in ("FrameDecoder", "Utf8Validator", "encode_frame"):
-        monkeypatch.setattr(connection_module, name, getattr(codec, name))
-    return codec
+@pytest.fixture
+def conn_codec(active_codec: Any) -> Any:
+    """The codec of this run (the connection's)."""
+    return active_codec
 
 
 class Clock:

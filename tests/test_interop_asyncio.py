@@ -37,8 +37,6 @@ from typing import Any, Callable, Optional, Union
 
 import pytest
 
-import wsframe.codec as codec_module
-import wsframe.connection as connection_module
 from wsframe.asyncio import (
     ConnectionClosed,
     ConnectionClosedError,
@@ -87,17 +85,10 @@ PAIRS = [
 COMPRESSION = [pytest.param(True, id="deflate"), pytest.param(False, id="plain")]
 
 
-@pytest.fixture(autouse=True)
-def aio_codec(codec: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Run the asyncio layer on the codec under test (C or pure Python)."""
-    for name in ("FrameDecoder", "Utf8Validator", "encode_frame"):
-        monkeypatch.setattr(connection_module, name, getattr(codec, name))
-    # The zero-copy send path imports encode_frame_header from wsframe.codec
-    # at call time; broadcast imported encode_frame at import time.
-    for name in ("FrameDecoder", "Utf8Validator", "encode_frame", "encode_frame_header"):
-        monkeypatch.setattr(codec_module, name, getattr(codec, name))
-    monkeypatch.setattr(broadcast_module, "encode_frame", codec.encode_frame)
-    return codec
+@pytest.fixture
+def aio_codec(active_codec: Any) -> Any:
+    """The codec of this run (the asyncio layer's)."""
+    return active_codec
 
 
 def run(main: Callable[[], Awaitable[Any]], timeout: float = TEST_TIMEOUT) -> Any:

@@ -31,7 +31,6 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-import wsframe.connection as connection_module
 from wsframe.connection import ClientConnection, ServerConnection, State
 from wsframe.events import (
     Accepted,
@@ -80,12 +79,10 @@ WEBSOCKETS_PEERS = ["websockets-client", "websockets-server"]
 Normalized = tuple  # ("text", str) | ("binary", bytes) | ("ping", bytes) | ...
 
 
-@pytest.fixture(autouse=True)
-def conn_codec(codec, monkeypatch):
-    """Run the connection on the codec under test."""
-    for name in ("FrameDecoder", "Utf8Validator", "encode_frame"):
-        monkeypatch.setattr(connection_module, name, getattr(codec, name))
-    return codec
+@pytest.fixture
+def conn_codec(active_codec):
+    """The codec of this run (the connection's)."""
+    return active_codec
 
 
 # ------------------------------------------------------------------ the wire

@@ -330,7 +330,7 @@ async def test_abrupt_disconnect_is_1006() -> None:
     rec = Recorder()
     async with serve(make_app(rec)) as (port, _):
         ws = await connect(f"ws://127.0.0.1:{port}/echo")
-        ws._transport.abort()  # type: ignore[union-attr]
+        ws.abort()
         await asyncio.wait_for(rec.disconnected.wait(), STEP)
     assert rec.disconnects[0]["code"] == 1006
 

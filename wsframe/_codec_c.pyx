@@ -270,13 +270,6 @@ def mask_inplace(buffer, key, phase=0):
 cdef class Frame:
     """One WebSocket frame: ``opcode``, ``payload`` (unmasked bytes) and flags."""
 
-    cdef readonly int opcode
-    cdef readonly bint fin
-    cdef readonly bint rsv1
-    cdef readonly bint rsv2
-    cdef readonly bint rsv3
-    cdef readonly bytes payload
-
     def __init__(self, opcode, payload=b"", fin=True, rsv1=False, rsv2=False, rsv3=False):
         cdef Py_buffer view
         value = _index(opcode)
@@ -527,28 +520,8 @@ cdef class FrameDecoder:
     from the header before the payload arrives).
     """
 
-    cdef str _role
-    cdef object _max_frame_size
-    cdef uint64_t _max
-    cdef bint _allow_rsv1
-    cdef unsigned char _mask_bit
-    # 1 where a first header byte passes rules 1-4 (shared: see _B0_OK).
-    cdef const unsigned char *_b0_ok
-    # An incomplete header kept between feeds (at most 13 bytes).
-    cdef unsigned char _hdr[14]
-    cdef Py_ssize_t _hdr_len
-    # The frame whose header was parsed last.
-    cdef unsigned char _b0
-    cdef uint64_t _plen
-    cdef unsigned char _key[4]
-    # A payload still arriving: an owned bytes object of _pcap bytes, _pfill filled.
-    cdef PyObject *_partial
-    cdef Py_ssize_t _pheader
-    cdef Py_ssize_t _pcap
-    cdef Py_ssize_t _pfill
-    # Set once the decoder failed.
-    cdef object _error_cls
-    cdef object _error_msg
+    # Its fields and C methods are declared in _codec_c.pxd (the compiled
+    # connection reads frames and feeds the decoder without Python calls).
 
     def __cinit__(self):
         self._partial = NULL
@@ -616,7 +589,7 @@ cdef class FrameDecoder:
         return PyBytes_FromStringAndSize(
             PyBytes_AS_STRING(<object>self._partial) + offset, self._pfill - offset)
 
-    def feed(self, data):
+    cpdef list feed(self, object data):
         """Add received bytes; return the list of frames they complete, in order."""
         cdef Py_buffer view
         if self._error_cls is not None:

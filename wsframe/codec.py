@@ -1,24 +1,24 @@
 """Chooses the frame codec: the C extension unless it is missing or disabled.
 
 Set ``WSFRAME_NO_EXTENSIONS=1`` to use the pure-Python codec even when the C
-extension is installed. ``implementation`` says which one is in use.
+extension is installed. ``implementation`` says which one is in use; the
+other compiled modules (assembler, connection, driver) follow the same choice
+(see ``wsframe._implementation``).
 """
 
 from __future__ import annotations
 
-import os
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-if os.environ.get("WSFRAME_NO_EXTENSIONS", "") not in ("", "0"):
+from . import _implementation
+
+if TYPE_CHECKING:
     from . import _codec_py as _impl
 else:
-    try:
-        from . import _codec_c as _impl  # type: ignore[no-redef]
-    except ImportError:
-        from . import _codec_py as _impl
+    _impl = _implementation.load("_codec")
 
 #: ``"c"`` when the compiled codec is in use, ``"python"`` otherwise.
-implementation: str = "c" if _impl.__name__.endswith("_codec_c") else "python"
+implementation: str = "c" if _implementation.use_c else "python"
 
 apply_mask = _impl.apply_mask
 mask_inplace = _impl.mask_inplace

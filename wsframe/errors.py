@@ -1,4 +1,15 @@
-"""The exception hierarchy of wsframe.
+"""The exception hierarchy of wsframe: every exception it raises is here.
+
+::
+
+    WebSocketError
+    ├── ProtocolError          the peer broke RFC 6455 / 7692 (.close_code)
+    │   └── MessageTooBig      a frame or message over the limit (1009)
+    ├── InvalidHandshake       the opening handshake failed (.status)
+    ├── InvalidState           not allowed in the connection's state
+    └── ConnectionClosed       the connection is closed (.code, .reason)
+        ├── ConnectionClosedOK     cleanly, with 1000 or 1001
+        └── ConnectionClosedError  with an error code, or not cleanly
 
 Every error a peer can cause is a :class:`ProtocolError` (or a subclass) and
 carries the close code the connection must be failed with.
@@ -12,7 +23,16 @@ from typing import TYPE_CHECKING, Any, Optional
 if TYPE_CHECKING:
     from .headers import HeadersLike
 
-__all__ = ["InvalidHandshake", "MessageTooBig", "ProtocolError", "WebSocketError"]
+__all__ = [
+    "ConnectionClosed",
+    "ConnectionClosedError",
+    "ConnectionClosedOK",
+    "InvalidHandshake",
+    "InvalidState",
+    "MessageTooBig",
+    "ProtocolError",
+    "WebSocketError",
+]
 
 
 class WebSocketError(Exception):
@@ -95,3 +115,39 @@ class InvalidState(WebSocketError):
     For example sending on a connection that is not open, or starting a new
     message while a fragmented one is being sent.
     """
+
+
+class ConnectionClosed(WebSocketError):
+    """The connection is closed: raised by ``recv``, ``send``, ``ping``...
+
+    ``code``/``reason``: the close code and reason the peer sent (1005 if it
+    sent none, 1006 if the connection ended without a close frame from it);
+    ``was_clean``: whether the closing handshake completed; ``sent`` and
+    ``rcvd``: the ``(code, reason)`` of the close frames sent and received,
+    or None.
+    """
+
+    def __init__(
+        self,
+        code: int,
+        reason: str,
+        was_clean: bool,
+        sent: Optional[tuple[Optional[int], str]] = None,
+        rcvd: Optional[tuple[Optional[int], str]] = None,
+    ) -> None:
+        self.code = code
+        self.reason = reason
+        self.was_clean = was_clean
+        self.sent = sent
+        self.rcvd = rcvd
+        clean = "cleanly" if was_clean else "abnormally"
+        detail = f" ({reason})" if reason else ""
+        super().__init__(f"connection closed {clean} with code {code}{detail}")
+
+
+class ConnectionClosedOK(ConnectionClosed):
+    """Closed cleanly with 1000 (normal) or 1001 (going away)."""
+
+
+class ConnectionClosedError(ConnectionClosed):
+    """Closed with an error code, or without a complete closing handshake."""

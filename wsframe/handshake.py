@@ -496,7 +496,7 @@ class RequestParser(_HeadParser):
         self._buf += data
         if not self._read_head():
             return None
-        headers = Headers._trusted(self._fields)
+        headers = Headers.from_parsed(self._fields)
         if "Transfer-Encoding" in headers and "Content-Length" in headers:
             self._fail(400, "both Content-Length and Transfer-Encoding")
         self._content_length(headers)
@@ -582,7 +582,7 @@ class ResponseParser(_HeadParser):
         if self._head is None:
             if not self._read_head():
                 return None
-            headers = Headers._trusted(self._fields)
+            headers = Headers.from_parsed(self._fields)
             self._head = Response(self._status, self._reason, headers, b"", self._version)
             del self._buf[: self._line_start]
             self._line_start = 0

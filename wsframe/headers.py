@@ -89,8 +89,12 @@ class Headers:
             self.extend(headers)
 
     @classmethod
-    def _trusted(cls, fields: list[tuple[str, str]]) -> Headers:
-        """Build from fields already validated by a parser."""
+    def from_parsed(cls, fields: list[tuple[str, str]]) -> Headers:
+        """Build from ``(name, value)`` fields a parser has already validated.
+
+        Skips the checks of :meth:`add` (the parser made them); names are
+        interned, since the same few recur in every request.
+        """
         h = cls()
         # Names are interned: the same few recur in every request, and a
         # server keeps each connection's request.

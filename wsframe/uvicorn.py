@@ -30,18 +30,19 @@ uvicorn's settings apply: ``ws_max_size`` (largest message, inflated),
 reading from the socket pauses), ``ws_ping_interval`` / ``ws_ping_timeout``
 (heartbeats, one shared timer per loop) and ``ws_per_message_deflate``.
 
-The per-message path avoids events and ``asyncio.Queue``: whole messages
-come from the connection's ``on_message`` callback straight into a deque, and
-a sent message is one :meth:`~wsframe.connection.Connection.encode_message`
-and one ``transport.write``.
+Everything but ASGI is wsframe's driver core (:mod:`wsframe.driver`, shared
+with :mod:`wsframe.asyncio`): the compiled per-message path (a whole message
+goes from the connection's ``on_message`` callback straight into the inbox,
+and a sent message is one encode and one ``transport.write``), the inbox and
+its watermarks, write flow control, heartbeats, and deferred failure (a
+violation after valid messages waits until the application has read them).
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
-from typing import TYPE_CHECKING, Any, Optional, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Optional, cast
 from urllib.parse import unquote
 
 from uvicorn.protocols.utils import (
@@ -53,11 +54,14 @@ from uvicorn.protocols.utils import (
     is_ssl,
 )
 
+from .asyncio.driver import AsyncioDriver
 from .asyncio.keepalive import Heartbeat
 from .connection import ServerConnection, State
+from .driver import KeepaliveMember
 from .errors import InvalidHandshake
-from .events import BinaryMessage, CloseReceived, Pong, Rejected, Request, TextMessage
+from .events import CloseReceived, Event, Rejected, Request
 from .handshake import validate_request
+from .options import Options
 
 if TYPE_CHECKING:
     from uvicorn.config import Config
@@ -85,21 +89,61 @@ _ACCEPT_RESERVED = frozenset(
 )
 # Set by the response itself (wsframe.handshake.reject_response).
 _RESPONSE_RESERVED = frozenset({b"content-length", b"transfer-encoding", b"connection"})
+# ws_max_queue 0 or None: no limit (ASGI servers' reading of it).
+_UNLIMITED_QUEUE = 1 << 30
 
 _OPEN = State.OPEN
 _CONNECTING = State.CONNECTING
-
-# One heartbeat per (loop, interval, timeout): one timer serves every
-# connection; an entry is dropped when its last member leaves.
-_heartbeats: dict[tuple[Any, float, float], Heartbeat] = {}
+_CONNECT = {"type": "websocket.connect"}
 
 
-class WSFrameProtocol(asyncio.Protocol):
+class _SharedHeartbeat(Heartbeat):
+    """One heartbeat per (loop, interval, timeout) for all of uvicorn's connections."""
+
+    __slots__ = ("_key",)
+
+    _registry: ClassVar[dict[tuple[Any, float, float], _SharedHeartbeat]] = {}
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, interval: float, timeout: float) -> None:
+        super().__init__(loop, interval, timeout)
+        self._key = (loop, interval, timeout)
+
+    @classmethod
+    def get(cls, loop: asyncio.AbstractEventLoop, interval: float, timeout: float) -> Heartbeat:
+        """The heartbeat of these settings on ``loop``, made on first use."""
+        key = (loop, interval, timeout)
+        heartbeat = cls._registry.get(key)
+        if heartbeat is None:
+            heartbeat = cls._registry[key] = cls(loop, interval, timeout)
+        return heartbeat
+
+    def discard(self, member: KeepaliveMember) -> None:
+        """Stop pinging ``member``; forget this heartbeat once it has no member."""
+        super().discard(member)
+        if not len(self) and self._registry.get(self._key) is self:
+            del self._registry[self._key]
+
+
+def _options(config: Config) -> Options:
+    max_queue = config.ws_max_queue
+    return Options(
+        compression="deflate" if config.ws_per_message_deflate else None,
+        max_message_size=config.ws_max_size,
+        max_queue=max_queue if max_queue and max_queue > 0 else _UNLIMITED_QUEUE,
+        close_timeout=CLOSE_TIMEOUT,
+        open_timeout=None,
+        ping_interval=None,  # uvicorn's heartbeat settings: see _start_heartbeat
+    )
+
+
+class WSFrameProtocol(AsyncioDriver):
     """uvicorn's WebSocket protocol interface, implemented with wsframe.
 
     Use as ``--ws wsframe.uvicorn:WSFrameProtocol``. One instance serves one
     connection; uvicorn creates it when an HTTP request asks for the upgrade.
     """
+
+    conn: ServerConnection
 
     def __init__(
         self,
@@ -110,6 +154,7 @@ class WSFrameProtocol(asyncio.Protocol):
     ) -> None:
         if not config.loaded:
             config.load()
+        super().__init__(ServerConnection(_options(config)))
         self.config = config
         self.app = config.loaded_app
         self.loop = _loop or asyncio.get_event_loop()
@@ -124,18 +169,10 @@ class WSFrameProtocol(asyncio.Protocol):
         self.default_headers: list[tuple[bytes, bytes]] = server_state.default_headers
 
         # Connection state.
-        self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.server: Optional[tuple[str, Optional[int]]] = None
         self.client: Optional[tuple[str, int]] = None
         self.scheme = "ws"
         self.scope: Any = {}
-
-        conn = ServerConnection(
-            compression="deflate" if config.ws_per_message_deflate else None,
-            max_message_size=config.ws_max_size,
-        )
-        conn.on_message = self._on_message
-        self.conn = conn
 
         # ASGI state.
         self.handshake_complete = False  # accepted, or answered with HTTP
@@ -145,104 +182,82 @@ class WSFrameProtocol(asyncio.Protocol):
         self.response_started = False
         self._response: Optional[tuple[int, list[tuple[str, str]], list[bytes]]] = None
         self._close_timer: Optional[asyncio.TimerHandle] = None
-
-        # Received events the application has not read, and its waiter.
-        self._queue: collections.deque[dict[str, Any]] = collections.deque()
-        self._waiter: Optional[asyncio.Future[None]] = None
+        self._connect_pending = False  # websocket.connect not yet received by the app
         self._disconnect: Optional[dict[str, Any]] = None
-        max_queue = config.ws_max_queue
-        self._max_queue: int = max_queue if max_queue and max_queue > 0 else 1 << 62
-        self._resume_at = self._max_queue // 2
-
-        # Flow control.
-        self._paused_reading = False
-        self._write_paused = False
-        self._drain_waiter: Optional[asyncio.Future[None]] = None
-
-        # Heartbeat state (read and written by wsframe.asyncio.keepalive).
-        self._heartbeat: Optional[Heartbeat] = None
-        self._heartbeat_key: Optional[tuple[Any, float, float]] = None
-        self._ping_payload: Optional[bytes] = None
-        self._ping_sent_at = 0.0
-        self._ping_deadline = 0.0
 
     # ---------------------------------------------------- asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Register with the server (uvicorn calls this with the HTTP transport)."""
         self.connections.add(self)  # type: ignore[arg-type]
-        self.transport = cast(asyncio.Transport, transport)
-        self.server = get_local_addr(self.transport)
-        self.client = get_remote_addr(self.transport)
-        self.scheme = "wss" if is_ssl(self.transport) else "ws"
-
-    def data_received(self, data: bytes) -> None:
-        """Feed bytes (first the replayed request head) to the connection."""
-        conn = self.conn
-        conn.receive_data(data)
-        if conn._events or conn._out or conn.close_transport:
-            self._after_receive()
-
-    def eof_received(self) -> Optional[bool]:
-        """The peer shut its side down: let the transport close."""
-        return None
+        super().connection_made(transport)
+        tcp = cast(asyncio.Transport, transport)
+        self.server = get_local_addr(tcp)
+        self.client = get_remote_addr(tcp)
+        self.scheme = "wss" if is_ssl(tcp) else "ws"
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
         """The transport is closed: tell the application, unregister."""
-        self._stop_heartbeat()
-        self.connections.discard(self)
+        self.connections.discard(self)  # type: ignore[arg-type]
         self.disconnected = True
-        conn = self.conn
-        if conn._paused:
-            conn.resume()  # what was read is delivered before the disconnect
-        if conn.state is not State.CLOSED:
-            conn.receive_eof()
-        events = conn.events()
-        if events:
-            self._handle_events(events)
-        code = conn.close_code if self.handshake_complete else None
+        super().connection_lost(exc)
+        code = self.conn.close_code if self.handshake_complete else None
         self._queue_disconnect(code or 1006)
         self.handshake_complete = True
-        waiter, self._drain_waiter = self._drain_waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-        if self._close_timer is not None:
-            self._close_timer.cancel()
-            self._close_timer = None
-        if exc is None:
-            self.transport.close()
+        self._cancel_close_timer()
 
-    def pause_writing(self) -> None:
-        """The transport's write buffer is over its high-water mark."""
-        self._write_paused = True
+    def handle_event(self, event: Event) -> None:
+        """The request, a refused request and the peer's close frame."""
+        kind = type(event)
+        if kind is CloseReceived:
+            code = event.code  # type: ignore[attr-defined]
+            self._queue_disconnect(1005 if code is None else code, event.reason)  # type: ignore[attr-defined]
+        elif kind is Request:
+            self._on_request(event.request)  # type: ignore[attr-defined]
+        elif kind is Rejected:
+            # A malformed request head: the connection answered it.
+            self.handshake_complete = True
+            self.close_sent = True
 
-    def resume_writing(self) -> None:
-        """The transport's write buffer drained below its low-water mark."""
-        self._write_paused = False
-        waiter, self._drain_waiter = self._drain_waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+    def end_transport(self, graceful: bool = False) -> None:
+        """The connection is over; after a violation, the application learns why."""
+        conn = self.conn
+        if conn.error is not None and conn.close_sent is not None and not self.close_sent:
+            # The peer broke the protocol (or sent too much): the connection
+            # sent the close frame; tell the application why.
+            code, reason = conn.close_sent
+            self.close_sent = True
+            self._queue_disconnect(code or 1006, reason)
+        self._cancel_close_timer()
+        super().end_transport(graceful)
+
+    def fail(self, code: int, reason: str = "") -> None:
+        """Close with ``code`` and end the connection (heartbeat timeout, app error)."""
+        if self.close_sent or self.disconnected:
+            return
+        self.close_sent = True
+        self._queue_disconnect(code, reason)
+        if code == 1011 and reason == "keepalive ping timeout":
+            self.logger.debug("WebSocket keepalive ping timeout")
+        super().fail(code, reason)
 
     # ---------------------------------------------------- uvicorn's interface
 
     def shutdown(self) -> None:
         """Server shutdown: close with 1012 (Service Restart), or answer 500."""
-        self._stop_heartbeat()
+        if self.heartbeat is not None:
+            self.heartbeat.discard(self)
         if self.close_sent:
-            if self._close_timer is not None:
-                self._close_timer.cancel()
-                self._close_timer = None
-            self.transport.close()
+            self._cancel_close_timer()
+            self._close_transport()
             return
         if self.handshake_complete and not self.response_started:
             self.close_sent = True
-            if self.conn.state is _OPEN:
-                self.conn.close(1012)
-                self._flush()
+            self.start_close(1012, "")
             self._queue_disconnect(1012)
         else:
             self.send_500_response()
-        self.transport.close()
+        self._close_transport()
 
     def on_task_complete(self, task: asyncio.Task[None]) -> None:
         """Forget the application's task once done."""
@@ -259,7 +274,7 @@ class WSFrameProtocol(asyncio.Protocol):
             self._finish_response()
             self.send_500_response()
             if self.conn.state is _OPEN and not self.disconnected:
-                self._fail(1011, "")
+                self.fail(1011, "")
         else:
             self._finish_response()
             if not self.handshake_complete:
@@ -268,12 +283,12 @@ class WSFrameProtocol(asyncio.Protocol):
             elif result is not None:
                 self.logger.error("ASGI callable should return None, but returned '%s'.", result)
                 if self.conn.state is _OPEN and not self.disconnected:
-                    self._fail(1011, "")
+                    self.fail(1011, "")
             if self.conn.state is _OPEN and not self.disconnected and not self.close_sent:
                 # Returned without closing: close normally (the peer gets 1000).
                 self._start_close(1000, "")
-        if self._close_timer is None:
-            self.transport.close()
+        if self._close_timer is None and not self.close_sent:
+            self._close_transport()
 
     def send_500_response(self) -> None:
         """Answer 500 if no answer went out yet."""
@@ -284,37 +299,34 @@ class WSFrameProtocol(asyncio.Protocol):
             return
         conn.reject(500, "Internal Server Error", self._default_headers())
         self.handshake_complete = True
-        self._flush()
+        self.flush()
 
     # ------------------------------------------------------------- ASGI
 
     async def asgi_receive(self) -> dict[str, Any]:
         """ASGI ``receive``: the next event for the application."""
-        queue = self._queue
-        while not queue:
+        while True:
+            if self._connect_pending:
+                self._connect_pending = False
+                return _CONNECT
+            message = self.take_message()
+            if message is not None:
+                if type(message) is str:
+                    return {"type": "websocket.receive", "text": message}
+                return {"type": "websocket.receive", "bytes": message}
             if self._disconnect is not None:
                 return self._disconnect  # read again after the end: nothing follows it
-            waiter = self._waiter = self.loop.create_future()
-            try:
-                await waiter
-            finally:
-                if self._waiter is waiter:
-                    self._waiter = None
-        message = queue.popleft()
-        if self._paused_reading and len(queue) <= self._resume_at:
-            self._resume_reading()
-        return message
+            await self.wait_reader_woken()
 
     async def asgi_send(self, message: dict[str, Any]) -> None:
         """ASGI ``send``: a message from the application."""
-        if self._write_paused:
-            await self._drain()
+        if self.writing_paused:
+            await self.wait_drained()
         if self.disconnected:
             raise ClientDisconnected()
         kind = message["type"]
         if kind == "websocket.send" and self.handshake_complete and not self.close_sent:
-            conn = self.conn
-            if conn.state is not _OPEN:
+            if self.conn.state is not _OPEN:
                 if self.response_started:
                     raise RuntimeError(
                         "Expected ASGI message 'websocket.http.response.body' "
@@ -326,10 +338,7 @@ class WSFrameProtocol(asyncio.Protocol):
                 data = message.get("text")
                 if data is None:
                     raise RuntimeError("'websocket.send' needs 'bytes' or 'text'")
-            frame = conn.encode_message(data)
-            if conn._out:
-                self._flush()
-            self.transport.write(frame)
+            self.send_message(data)
             return
         if not self.handshake_complete:
             self._send_handshake(kind, message)
@@ -364,8 +373,8 @@ class WSFrameProtocol(asyncio.Protocol):
             self.conn.reject(exc.status or 400, exc.body or b"", exc.headers or None)
             self.handshake_complete = True
             self.close_sent = True
-            self._flush()
-            self.transport.close()
+            self.flush()
+            self._close_transport()
             return
         root_path = self.root_path
         raw_path = request.path
@@ -388,8 +397,8 @@ class WSFrameProtocol(asyncio.Protocol):
             "state": self.app_state.copy(),
             "extensions": {"websocket.http.response": {}},
         }
-        self._queue.append({"type": "websocket.connect"})
-        task = self.loop.create_task(self.run_asgi())
+        self._connect_pending = True
+        task = self.event_loop().create_task(self.run_asgi())
         task.add_done_callback(self.on_task_complete)
         self.tasks.add(task)
 
@@ -402,26 +411,26 @@ class WSFrameProtocol(asyncio.Protocol):
                 for name, value in (*self.default_headers, *message.get("headers", ()))
                 if name.lower() not in _ACCEPT_RESERVED
             ]
-            if self.transport.is_closing():
+            if self.transport is None or self.transport.is_closing():
                 return
             self.handshake_complete = True
             conn.accept(message.get("subprotocol"), headers)
             if conn.state is not _OPEN:  # refused after all (validated before: unlikely)
-                self._flush()
-                self.transport.close()
+                self.flush()
+                self._close_transport()
                 return
-            self._flush()
+            self.flush()
             self._start_heartbeat()
-            if conn._events or conn._out or conn.close_transport:
-                self._after_receive()  # frames the client sent before the 101
+            self.open_completed()
+            self.process()  # frames the client sent before the 101
         elif kind == "websocket.close":
             self._log("403")
             self._queue_disconnect(1006)
             self.handshake_complete = True
             self.close_sent = True
             conn.reject(403, b"", self._default_headers())
-            self._flush()
-            self.transport.close()
+            self.flush()
+            self._close_transport()
         elif kind == "websocket.http.response.start":
             status = message["status"]
             if not 200 <= status < 600:
@@ -463,8 +472,8 @@ class WSFrameProtocol(asyncio.Protocol):
         self.conn.reject(status, b"".join(body), defaults + headers)
         self._queue_disconnect(1006)
         self.close_sent = True
-        self._flush()
-        self.transport.close()
+        self.flush()
+        self._close_transport()
 
     def _log(self, outcome: str) -> None:
         if self.logger.isEnabledFor(logging.INFO):
@@ -478,76 +487,7 @@ class WSFrameProtocol(asyncio.Protocol):
     def _default_headers(self) -> list[tuple[str, str]]:
         return [(n.decode("latin-1"), v.decode("latin-1")) for n, v in self.default_headers]
 
-    # ------------------------------------------------------------- receiving
-
-    def _on_message(self, message: Any) -> None:
-        """A whole message from the connection (its ``on_message`` callback)."""
-        if self.close_sent:
-            return  # the application closed: nobody reads it
-        queue = self._queue
-        if type(message) is str:
-            queue.append({"type": "websocket.receive", "text": message})
-        else:
-            queue.append({"type": "websocket.receive", "bytes": message})
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-        if len(queue) >= self._max_queue and not self._paused_reading:
-            # The application is behind: keep the rest of this read undecoded
-            # in the connection and stop reading the socket.
-            self._paused_reading = True
-            self.conn.pause()
-            self.transport.pause_reading()
-
-    def _resume_reading(self) -> None:
-        self._paused_reading = False
-        conn = self.conn
-        conn.resume()
-        if conn._events or conn._out or conn.close_transport:
-            self._after_receive()
-        if not self._paused_reading and not self.disconnected:
-            self.transport.resume_reading()
-
-    def _after_receive(self) -> None:
-        """Handle what receiving left in the connection: events, bytes, closing."""
-        conn = self.conn
-        if conn._events:
-            self._handle_events(conn.events())
-        if conn._out and not self.disconnected:
-            self.transport.write(conn.data_to_send())
-        if conn.close_transport and not self.disconnected:
-            if conn.error is not None and conn.close_sent is not None:
-                # The peer broke the protocol (or sent too much): conn sent
-                # the close frame; tell the application why.
-                code, reason = conn.close_sent
-                self.close_sent = True
-                self._queue_disconnect(code or 1006, reason)
-            self._stop_heartbeat()
-            if self._close_timer is not None:
-                self._close_timer.cancel()
-                self._close_timer = None
-            self.transport.close()
-
-    def _handle_events(self, events: list[Any]) -> None:
-        for event in events:
-            kind = type(event)
-            if kind is Pong:
-                if event.payload == self._ping_payload:
-                    self._ping_payload = None
-            elif kind is CloseReceived:
-                code = event.code
-                self._queue_disconnect(1005 if code is None else code, event.reason)
-            elif kind is Request:
-                self._on_request(event.request)
-            elif kind is Rejected:
-                # A malformed request head: the connection answered it.
-                self.handshake_complete = True
-                self.close_sent = True
-            elif kind is TextMessage or kind is BinaryMessage:
-                # A message queued as an event (events were pending before it).
-                self._on_message(event.data)
+    # ------------------------------------------------------------- closing
 
     def _queue_disconnect(self, code: int, reason: Optional[str] = None) -> None:
         """Queue the (only) ``websocket.disconnect``; ``reason`` if a close frame gave one."""
@@ -557,49 +497,31 @@ class WSFrameProtocol(asyncio.Protocol):
         if reason is not None:
             message["reason"] = reason
         self._disconnect = message
-        self._queue.append(message)
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        self.wake_reader()
 
-    # ------------------------------------------------------------- sending
+    def _close_transport(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
 
-    def _flush(self) -> None:
-        data = self.conn.data_to_send()
-        if data and not self.disconnected:
-            self.transport.write(data)
-
-    async def _drain(self) -> None:
-        while self._write_paused and not self.disconnected:
-            waiter = self._drain_waiter
-            if waiter is None or waiter.done():
-                waiter = self._drain_waiter = self.loop.create_future()
-            await asyncio.shield(waiter)
+    def _cancel_close_timer(self) -> None:
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
 
     def _start_close(self, code: int, reason: str) -> None:
         """The application closes: send the close frame, wait for the answer."""
-        self.conn.close(code, reason)
+        self.start_close(code, reason)
         self.close_sent = True
         self.app_closed = True
+        self.discard_messages = True  # nobody reads them any more
         self._queue_disconnect(code, reason)
-        self._flush()
-        self._stop_heartbeat()
-        if self._paused_reading:
-            self._resume_reading()  # the peer's close frame must be read
-        if not self.transport.is_closing() and self._close_timer is None:
-            self._close_timer = self.loop.call_later(CLOSE_TIMEOUT, self.transport.close)
-
-    def _fail(self, code: int, reason: str) -> None:
-        """Close with ``code`` and drop the connection without waiting."""
-        self.close_sent = True
-        if self.conn.state is _OPEN:
-            self.conn.close(code, reason)
-            self._flush()
-        self._queue_disconnect(code, reason)
-        self._stop_heartbeat()
-        self.transport.close()
+        if self.heartbeat is not None:
+            self.heartbeat.discard(self)
+        if self.reading_paused:
+            self.resume_reading()  # the peer's close frame must be read
+        transport = self.transport
+        if transport is not None and not transport.is_closing() and self._close_timer is None:
+            self._close_timer = self.call_later(CLOSE_TIMEOUT, self._close_transport)
 
     # ------------------------------------------------------------- heartbeat
 
@@ -610,36 +532,4 @@ class WSFrameProtocol(asyncio.Protocol):
         timeout = self.config.ws_ping_timeout
         if not timeout or timeout <= 0:
             timeout = float("inf")  # ping, but never give up on the pong
-        key = (self.loop, float(interval), float(timeout))
-        heartbeat = _heartbeats.get(key)
-        if heartbeat is None:
-            heartbeat = _heartbeats[key] = Heartbeat(self.loop, interval, timeout)
-        self._heartbeat = heartbeat
-        self._heartbeat_key = key
-        heartbeat.add(self)  # type: ignore[arg-type]
-
-    def _stop_heartbeat(self) -> None:
-        heartbeat = self._heartbeat
-        if heartbeat is None:
-            return
-        self._heartbeat = None
-        heartbeat.discard(self)  # type: ignore[arg-type]
-        if not heartbeat._members and _heartbeats.get(self._heartbeat_key) is heartbeat:  # type: ignore[arg-type]
-            del _heartbeats[self._heartbeat_key]  # type: ignore[arg-type]
-
-    def _send_heartbeat(self, payload: bytes, now: float, deadline: float) -> None:
-        """Called by the heartbeat: send a ping it will wait for."""
-        if self.conn.state is not _OPEN or self.disconnected or self.close_sent:
-            return
-        self._ping_payload = payload
-        self._ping_sent_at = now
-        self._ping_deadline = deadline
-        self.conn.send_ping(payload)
-        self._flush()
-
-    def fail(self, code: int, reason: str = "") -> None:
-        """Called by the heartbeat when the pong did not come back in time."""
-        if self.close_sent or self.disconnected:
-            return
-        self.logger.debug("WebSocket keepalive ping timeout")
-        self._fail(code, reason)
+        self.heartbeat = _SharedHeartbeat.get(self.event_loop(), float(interval), float(timeout))

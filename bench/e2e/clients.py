@@ -170,15 +170,29 @@ async def open_wsframe(port: int, payload: bytes) -> tuple[Counter, Any, Any]:
         ws.send_nowait(payload)
 
     def stop() -> None:
-        if ws._transport is not None:
-            ws._transport.abort()
+        ws.abort()
 
     return counter, start, stop
 
 
-async def measure_echo(
-    kind: str, port: int, client: str, payload: bytes, conns: int, warmup: float, duration: float
-) -> float:
+async def echo_window(
+    kind: str,
+    port: int,
+    client: str,
+    payload: bytes,
+    conns: int,
+    warmup: float,
+    duration: float,
+    inflight: int = 1,
+    probe: Optional[Any] = None,
+) -> tuple[int, float, Any]:
+    """Echo with ``conns`` connections and ``inflight`` messages in flight on each.
+
+    After ``warmup`` seconds, counts the round trips completed during
+    ``duration`` seconds; returns ``(round trips, seconds, probed)`` where
+    ``probed`` is ``probe()`` at the end of the window minus at its start
+    (None without a probe: e.g. the server's CPU time).
+    """
     opener = open_raw if kind == "raw" else open_wsframe if client == "wsframe" else open_picows
     peers = [await opener(port, payload) for _ in range(conns)]
     counters = [counter for counter, _, _ in peers]
@@ -186,18 +200,30 @@ async def measure_echo(
     for counter in counters:
         counter.done = loop.create_future()
     for _, start, _ in peers:
-        start()
+        for _ in range(inflight):
+            start()
     await asyncio.sleep(warmup)
+    p0 = probe() if probe is not None else None
     c0, t0 = sum(c.count for c in counters), time.perf_counter()
     await asyncio.sleep(duration)
     c1, t1 = sum(c.count for c in counters), time.perf_counter()
+    p1 = probe() if probe is not None else None
     for counter in counters:
         counter.running = False
     await asyncio.wait([c.done for c in counters if c.done is not None], timeout=5)
     for _, _, stop in peers:
         stop()
     await asyncio.sleep(0.05)
-    return (c1 - c0) / (t1 - t0)
+    probed = p1 - p0 if probe is not None else None
+    return c1 - c0, t1 - t0, probed
+
+
+async def measure_echo(
+    kind: str, port: int, client: str, payload: bytes, conns: int, warmup: float, duration: float
+) -> float:
+    """Round trips per second, one message in flight per connection."""
+    count, seconds, _ = await echo_window(kind, port, client, payload, conns, warmup, duration)
+    return count / seconds
 
 
 async def run_echo(args: argparse.Namespace) -> dict[str, Any]:

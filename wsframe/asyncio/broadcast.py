@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
-from ..codec import encode_frame
 from ..connection import State
 from .connection import WebSocket
+
+if TYPE_CHECKING:
+    from .._connection_py import BroadcastCache
 
 __all__ = ["DEFAULT_MAX_BUFFER", "BroadcastResult", "Rooms", "broadcast"]
 
@@ -51,41 +53,20 @@ def broadcast(
     """
     if on_slow not in ("skip", "close"):
         raise ValueError(f"on_slow must be 'skip' or 'close', not {on_slow!r}")
-    text = isinstance(message, str)
-    opcode = 1 if text else 2
-    payload = message.encode() if text else message
-    plain: Optional[bytes] = None
-    shared: dict[tuple[int, int, int], bytes] = {}
+    shared: BroadcastCache = {}
     sent = 0
     slow: list[WebSocket] = []
     for ws in websockets:
-        conn = ws._conn
-        transport = ws._transport
-        if transport is None or conn.state is not State.OPEN:
+        conn = ws.conn
+        if ws.transport is None or conn.state is not State.OPEN:
             continue
-        if conn._tx_opcode or (max_buffer is not None and ws.buffered_amount > max_buffer):
+        if conn.sending_fragmented or (max_buffer is not None and ws.buffered_amount > max_buffer):
             slow.append(ws)
             if on_slow == "close":
                 ws.fail(1008, "too slow to keep up")
             continue
-        if not conn.is_server:
-            ws.send_nowait(message)  # client frames are masked: one each
-            sent += 1
-            continue
-        deflate = conn.deflate
-        if deflate is None:
-            if plain is None:
-                plain = encode_frame(opcode, payload)
-            data = plain
-        elif deflate.local_no_context_takeover:
-            key = (deflate.local_max_window_bits, deflate.compress_level, deflate.memory_level)
-            data = shared.get(key)  # type: ignore[assignment]
-            if data is None:
-                data = shared[key] = encode_frame(opcode, deflate.compress(payload), rsv1=True)
-        else:
-            # Context takeover: this connection's compressor has its own history.
-            data = encode_frame(opcode, deflate.compress(payload), rsv1=True)
-        ws._write_corked(data)  # written at the end of this loop iteration
+        # Encoded (and compressed) once for every connection that can share it.
+        ws.write_corked(conn.frame_for_broadcast(message, shared))
         sent += 1
     if slow:
         logger.warning("broadcast: %d slow connection(s) %s", len(slow), on_slow)

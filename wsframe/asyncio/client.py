@@ -8,26 +8,24 @@ import random
 import socket
 import ssl as ssl_module
 import urllib.parse
-from collections.abc import AsyncIterator, Sequence
-from typing import Any, Optional, Union
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, Optional, Union
 
-from ..connection import DEFAULT_MAX_MESSAGE_SIZE, ClientConnection
+from ..connection import ClientConnection
 from ..errors import InvalidHandshake
-from .connection import (
-    DEFAULT_CLOSE_TIMEOUT,
-    DEFAULT_MAX_QUEUE,
-    DEFAULT_WRITE_LIMIT,
-    Listener,
-    WebSocket,
-)
-from .keepalive import DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, Heartbeat
+from ..headers import HeadersLike
+from ..options import DEFAULT_OPEN_TIMEOUT, Options
+from .connection import Listener, WebSocket
+from .keepalive import Heartbeat
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ..options import OptionsDict
 
 __all__ = ["DEFAULT_OPEN_TIMEOUT", "connect"]
 
 logger = logging.getLogger("wsframe.client")
-
-#: Default seconds to open the TCP connection and complete the handshake.
-DEFAULT_OPEN_TIMEOUT = 10.0
 
 
 class _ClientWebSocket(WebSocket):
@@ -35,8 +33,8 @@ class _ClientWebSocket(WebSocket):
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
         super().connection_lost(exc)
-        if self._heartbeat is not None:
-            self._heartbeat.close()
+        if isinstance(self.heartbeat, Heartbeat):
+            self.heartbeat.close()  # a client's heartbeat serves it alone
 
 
 class connect:
@@ -53,47 +51,43 @@ class connect:
       (``await ws.close()``) or leaves the loop. A refused handshake with a
       4xx status is not retried.
 
-    Options (defaults in brackets): ``subprotocols``, ``compression``
-    ("deflate" or None), ``deflate_options``, ``origin``, ``extra_headers``,
-    ``ssl`` (an SSLContext; wss:// uses a default one), ``server_hostname``,
-    ``open_timeout`` [10 s], ``ping_interval`` [20 s, None disables],
-    ``ping_timeout`` [20 s], ``close_timeout`` [10 s], ``max_message_size``
-    [1 MiB], ``max_queue`` [16], ``write_limit`` [64 KiB], ``max_ping_rate``
-    [10 pings/s from the server, None disables] and ``max_ping_burst`` [20]
-    (over them: close 1008), ``listener`` (a
-    :class:`Listener` instance or class, for the callback style), ``host`` and
-    ``port`` to connect somewhere else than the URI says (a proxy, a test),
-    ``path`` to connect over a Unix socket, or ``sock`` (a connected socket).
+    Where to connect: ``ssl`` (an SSLContext; wss:// uses a default one),
+    ``server_hostname``, ``host`` and ``port`` to connect somewhere else than
+    the URI says (a proxy, a test), ``path`` to connect over a Unix socket,
+    or ``sock`` (a connected socket). The request: ``origin``,
+    ``extra_headers``. ``listener``: a :class:`Listener` instance or class,
+    for the callback style.
+
+    The connection's settings: ``options`` (an
+    :class:`~wsframe.options.Options`), or its fields as keyword arguments —
+    ``subprotocols``, ``compression`` ("deflate" or None),
+    ``deflate_options``, ``open_timeout`` [10 s], ``ping_interval`` [20 s,
+    None disables], ``ping_timeout`` [20 s], ``close_timeout`` [10 s],
+    ``max_message_size`` [1 MiB], ``max_queue`` [16], ``write_limit``
+    [64 KiB], ``max_ping_rate`` [10 pings/s from the server, None disables]
+    and ``max_ping_burst`` [20] (over them: close 1008), and the response
+    limits.
     """
 
     def __init__(
         self,
         uri: str,
         *,
-        subprotocols: Optional[Sequence[str]] = None,
-        compression: Optional[str] = "deflate",
-        deflate_options: Optional[dict[str, Any]] = None,
         origin: Optional[str] = None,
-        extra_headers: Any = None,
+        extra_headers: Optional[HeadersLike] = None,
         ssl: Optional[Union[ssl_module.SSLContext, bool]] = None,
         server_hostname: Optional[str] = None,
         host: Optional[str] = None,
         port: Optional[int] = None,
         path: Optional[str] = None,
         sock: Optional[socket.socket] = None,
-        open_timeout: Optional[float] = DEFAULT_OPEN_TIMEOUT,
-        ping_interval: Optional[float] = DEFAULT_PING_INTERVAL,
-        ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT,
-        close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
-        max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE,
-        max_queue: int = DEFAULT_MAX_QUEUE,
-        write_limit: int = DEFAULT_WRITE_LIMIT,
         listener: Optional[Union[Listener, type[Listener]]] = None,
         max_attempts: Optional[int] = None,
         backoff_initial: float = 0.5,
         backoff_factor: float = 2.0,
         backoff_max: float = 30.0,
-        **limits: int,
+        options: Optional[Options] = None,
+        **overrides: Unpack[OptionsDict],
     ) -> None:
         parts = urllib.parse.urlsplit(uri)
         scheme = parts.scheme.lower()
@@ -113,44 +107,31 @@ class connect:
         self._port = port or parts.port or (443 if secure else 80)
         self._ssl = ssl or None
         self._server_hostname = server_hostname or (parts.hostname if secure else None)
-        self._conn_options: dict[str, Any] = {
-            "subprotocols": subprotocols,
-            "compression": compression,
-            "deflate_options": deflate_options,
-            "origin": origin,
-            "extra_headers": extra_headers,
-            "max_message_size": max_message_size,
-            **limits,
-        }
-        self._open_timeout = open_timeout
-        self._ping_interval = ping_interval
-        self._ping_timeout = ping_timeout
-        self._close_timeout = close_timeout
-        self._max_queue = max_queue
-        self._write_limit = write_limit
+        #: The connection's settings.
+        self.options = Options.build(options, **overrides)
+        self._origin = origin
+        self._extra_headers = extra_headers
         self._listener = listener
         self._max_attempts = max_attempts
         self._backoff = (backoff_initial, backoff_factor, backoff_max)
         self._ws: Optional[WebSocket] = None
-        ClientConnection(uri, **self._conn_options)  # validate the options now
+        self._new_connection()  # validate the URI and headers now
+
+    def _new_connection(self) -> ClientConnection:
+        return ClientConnection(
+            self.uri, self.options, origin=self._origin, extra_headers=self._extra_headers
+        )
 
     async def _connect(self) -> WebSocket:
         loop = asyncio.get_running_loop()
         listener = self._listener
         if isinstance(listener, type):
             listener = listener()
-        ws = _ClientWebSocket(
-            ClientConnection(self.uri, **self._conn_options),
-            listener=listener,
-            max_queue=self._max_queue,
-            write_limit=self._write_limit,
-            close_timeout=self._close_timeout,
-        )
-        ws._open_waiter = loop.create_future()
-        if self._ping_interval:
-            ws._heartbeat = Heartbeat(
-                loop, self._ping_interval, self._ping_timeout or self._ping_interval
-            )
+        ws = _ClientWebSocket(self._new_connection(), listener=listener)
+        opened = ws.expect_open()
+        heartbeat = self.options.heartbeat
+        if heartbeat is not None:
+            ws.heartbeat = Heartbeat(loop, *heartbeat)
 
         async def open_connection() -> None:
             if self._path is not None:
@@ -173,14 +154,12 @@ class connect:
                     ssl=self._ssl,
                     server_hostname=self._server_hostname,
                 )
-            assert ws._open_waiter is not None
-            await ws._open_waiter
+            await opened
 
         try:
-            await asyncio.wait_for(open_connection(), self._open_timeout)
+            await asyncio.wait_for(open_connection(), self.options.open_timeout)
         except BaseException:
-            if ws._transport is not None:
-                ws._transport.abort()
+            ws.abort()
             raise
         return ws
 
@@ -223,9 +202,12 @@ class connect:
             try:
                 yield ws
             finally:
-                if ws._transport is not None and ws.connection.closed_by is None:
+                if ws.transport is not None and ws.connection.closed_by is None:
                     # The application left the loop body with the connection open.
                     await ws.close()
-            if ws._app_closed:
+            if ws.closed_by_application:
                 return  # the application closed it: do not reconnect
-            await ws.wait_closed()
+            if not ws.draining:
+                # A failed connection drains by itself (bounded by
+                # close_timeout); any other ends before the next one starts.
+                await ws.wait_closed()

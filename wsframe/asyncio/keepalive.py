@@ -4,23 +4,20 @@ A ping goes out every ``ping_interval`` seconds; when its pong has not come
 back within ``ping_timeout``, the connection is failed with close code 1011 —
 this is how a peer that vanished behind a NAT is found. One periodic sweep
 serves every connection, so an idle connection holds no timer of its own.
+What to do for each connection at each tick is the connection's business
+(:meth:`wsframe.driver.KeepaliveMember.keepalive`); this module only keeps
+time.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
-if TYPE_CHECKING:
-    from .connection import WebSocket
+from ..driver import KeepaliveMember
+from ..options import DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT
 
 __all__ = ["DEFAULT_PING_INTERVAL", "DEFAULT_PING_TIMEOUT", "Heartbeat"]
-
-#: Default seconds between two pings.
-DEFAULT_PING_INTERVAL = 20.0
-#: Default seconds to wait for a pong before failing the connection with 1011.
-DEFAULT_PING_TIMEOUT = 20.0
 
 
 class Heartbeat:
@@ -38,20 +35,23 @@ class Heartbeat:
         self.ping_timeout = ping_timeout
         # Deadlines are met to within a quarter of the shorter delay.
         self._period = max(0.01, min(ping_interval, ping_timeout) / 4)
-        self._members: set[WebSocket] = set()
+        self._members: set[KeepaliveMember] = set()
         self._handle: Optional[asyncio.TimerHandle] = None
 
-    def add(self, ws: WebSocket) -> None:
-        """Start pinging ``ws`` (its first ping goes out after ``ping_interval``)."""
-        ws._ping_sent_at = self._loop.time()
-        ws._ping_payload = None
-        self._members.add(ws)
+    def __len__(self) -> int:
+        """The number of member connections."""
+        return len(self._members)
+
+    def add(self, member: KeepaliveMember) -> None:
+        """Start pinging ``member`` (its first ping goes out after ``ping_interval``)."""
+        member.keepalive_start(self._loop.time())
+        self._members.add(member)
         if self._handle is None:
             self._handle = self._loop.call_later(self._period, self._tick)
 
-    def discard(self, ws: WebSocket) -> None:
-        """Stop pinging ``ws``."""
-        self._members.discard(ws)
+    def discard(self, member: KeepaliveMember) -> None:
+        """Stop pinging ``member``."""
+        self._members.discard(member)
         if not self._members and self._handle is not None:
             self._handle.cancel()
             self._handle = None
@@ -65,18 +65,8 @@ class Heartbeat:
 
     def _tick(self) -> None:
         now = self._loop.time()
-        interval = self.ping_interval
-        for ws in list(self._members):
-            if ws._paused_reading:
-                # The application is behind and reading is paused: a pong
-                # could not be read, so the peer is not to blame.
-                if ws._ping_payload is not None:
-                    ws._ping_deadline = now + self.ping_timeout
-                continue
-            if ws._ping_payload is not None:
-                if now >= ws._ping_deadline:
-                    self._members.discard(ws)
-                    ws.fail(1011, "keepalive ping timeout")
-            elif now - ws._ping_sent_at >= interval:
-                ws._send_heartbeat(os.urandom(4), now, now + self.ping_timeout)
+        interval, timeout = self.ping_interval, self.ping_timeout
+        for member in list(self._members):
+            if not member.keepalive(now, interval, timeout):
+                self._members.discard(member)
         self._handle = self._loop.call_later(self._period, self._tick) if self._members else None

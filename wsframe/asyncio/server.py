@@ -8,27 +8,24 @@ import inspect
 import logging
 import socket
 import ssl as ssl_module
-from collections.abc import Awaitable, Iterable, Sequence
-from typing import Any, Callable, Optional, Union
+from collections.abc import Awaitable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional, Union
 
-from ..connection import DEFAULT_MAX_MESSAGE_SIZE, ServerConnection, State
+from ..connection import ServerConnection, State, SubprotocolSelector
 from ..handshake import Request as HttpRequest
 from ..handshake import Response
-from .connection import (
-    DEFAULT_CLOSE_TIMEOUT,
-    DEFAULT_MAX_QUEUE,
-    DEFAULT_WRITE_LIMIT,
-    Listener,
-    WebSocket,
-)
-from .keepalive import DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, Heartbeat
+from ..options import DEFAULT_OPEN_TIMEOUT, Options
+from .connection import Listener, WebSocket
+from .keepalive import Heartbeat
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ..options import OptionsDict
 
 __all__ = ["DEFAULT_OPEN_TIMEOUT", "Server", "serve"]
 
 logger = logging.getLogger("wsframe.server")
-
-#: Default seconds a client has to complete the opening handshake.
-DEFAULT_OPEN_TIMEOUT = 10.0
 
 Handler = Callable[[WebSocket], Awaitable[Any]]
 ProcessRequest = Callable[[WebSocket, HttpRequest], Any]
@@ -43,24 +40,13 @@ class _ServerWebSocket(WebSocket):
     __slots__ = ("_busy", "_open_timer", "_server", "_task")
 
     def __init__(self, server: Server) -> None:
-        options = server._options
         super().__init__(
-            ServerConnection(
-                subprotocols=options["subprotocols"],
-                select_subprotocol=options["select_subprotocol"],
-                compression=options["compression"],
-                deflate_options=options["deflate_options"],
-                max_message_size=options["max_message_size"],
-                **options["limits"],
-            ),
-            listener=server._listener_factory() if server._listener_factory else None,
-            handler=server._handler,
-            max_queue=options["max_queue"],
-            write_limit=options["write_limit"],
-            close_timeout=options["close_timeout"],
+            ServerConnection(server.options, select_subprotocol=server.select_subprotocol),
+            listener=server.new_listener(),
+            handler=server.handler,
         )
         self._server = server
-        self._heartbeat = server._heartbeat
+        self.heartbeat = server.heartbeat
         self._task: Optional[asyncio.Task[None]] = None
         self._open_timer: Optional[asyncio.TimerHandle] = None
         self._busy = False
@@ -69,13 +55,12 @@ class _ServerWebSocket(WebSocket):
         super().connection_made(transport)
         server = self._server
         server.websockets.add(self)
-        limit = server._max_connections
+        limit = server.max_connections
         # Beyond max_connections, the request is answered with 503.
         self._busy = limit is not None and len(server.websockets) > limit
-        timeout = server._options["open_timeout"]
+        timeout = server.options.open_timeout
         if timeout is not None:
-            assert self._loop is not None
-            self._open_timer = self._loop.call_later(timeout, self._open_timed_out)
+            self._open_timer = self.call_later(timeout, self._open_timed_out)
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
         if self._open_timer is not None:
@@ -84,18 +69,23 @@ class _ServerWebSocket(WebSocket):
         super().connection_lost(exc)
         self._server.websockets.discard(self)
 
+    @property
+    def handler_task(self) -> Optional[asyncio.Task[None]]:
+        """The task running the connection's handler (or an async process_request)."""
+        return self._task
+
     def _open_timed_out(self) -> None:
         self._open_timer = None
-        if self._conn.state is State.CONNECTING and self._transport is not None:
+        if self.conn.state is State.CONNECTING and self.transport is not None:
             # Half a request held open, or a handler of process_request that
             # never answers: drop it.
-            self._transport.abort()
+            self.transport.abort()
 
-    def _on_request(self, request: HttpRequest) -> None:
+    def handle_request(self, request: HttpRequest) -> None:
         if self._busy:
             self._respond((503, {"Retry-After": "1"}, "Too many connections, retry later\n"))
             return
-        process_request = self._server._process_request
+        process_request = self._server.process_request
         if process_request is None:
             self._accept()
             return
@@ -105,8 +95,7 @@ class _ServerWebSocket(WebSocket):
             logger.exception("process_request failed")
             result = _INTERNAL_ERROR
         if inspect.isawaitable(result):
-            assert self._loop is not None
-            self._task = self._loop.create_task(self._process_async(result))
+            self._task = self.event_loop().create_task(self._process_async(result))
         else:
             self._answer(result)
 
@@ -117,10 +106,10 @@ class _ServerWebSocket(WebSocket):
             logger.exception("process_request failed")
             result = _INTERNAL_ERROR
         self._task = None
-        if self._transport is None or self._conn.state is not State.CONNECTING:
+        if self.transport is None or self.conn.state is not State.CONNECTING:
             return
         self._answer(result)
-        self._after_handshake_io()
+        self.process()
 
     def _answer(self, result: Any) -> None:
         """Go on with the handshake (None) or send process_request's response."""
@@ -137,7 +126,7 @@ class _ServerWebSocket(WebSocket):
                 raise
 
     def _respond(self, result: Any) -> None:
-        conn = self._conn
+        conn = self.conn
         assert isinstance(conn, ServerConnection)
         if isinstance(result, Response):
             status, headers, body = result.status, result.headers, result.body
@@ -148,29 +137,25 @@ class _ServerWebSocket(WebSocket):
         conn.respond(status, body, headers)
 
     def _accept(self) -> None:
-        conn = self._conn
+        conn = self.conn
         assert isinstance(conn, ServerConnection)
+        # Messages that came with the request wait as events until the
+        # connection is open for the application (on_open first).
+        conn.on_message = None
         conn.accept()
+        conn.on_message = self.deliver
         if conn.state is not State.OPEN:
             return  # an invalid request: answered with an error status
         if self._open_timer is not None:
             self._open_timer.cancel()
             self._open_timer = None
-        self._flush()  # the 101 before anything the handler sends
-        self._on_open()
+        self.flush()  # the 101 before anything the handler sends
+        self.open_completed()
         if self._handler is not None:
-            assert self._loop is not None
-            self._task = self._loop.create_task(self._run_handler())
+            self._task = self.event_loop().create_task(self._run_handler())
         events = conn.events()  # frames that came with the request
         if events:
-            self._dispatch(events)
-
-    def _after_handshake_io(self) -> None:
-        self._flush()
-        if self._conn.close_transport and self._transport is not None:
-            self._end_transport()
-        elif self._conn.failure_pending and self._loop is not None:
-            self._schedule_failure()
+            self.dispatch(events)
 
     async def _run_handler(self) -> None:
         assert self._handler is not None
@@ -185,7 +170,7 @@ class _ServerWebSocket(WebSocket):
         except asyncio.CancelledError:
             raise
         except Exception:
-            if self._conn.state is State.OPEN:
+            if self.conn.state is State.OPEN:
                 logger.exception("connection handler failed")
                 await self.close(1011, "internal error")
             return
@@ -205,41 +190,59 @@ class Server:
     def __init__(
         self,
         handler: Union[Handler, type[Listener], Callable[[], Listener]],
-        options: dict[str, Any],
+        options: Options,
         *,
+        select_subprotocol: Optional[SubprotocolSelector] = None,
         process_request: Optional[ProcessRequest] = None,
         max_connections: Optional[int] = None,
     ) -> None:
-        self._handler: Optional[Handler] = None
+        #: The async function run for each connection (None in the callback style).
+        self.handler: Optional[Handler] = None
         self._listener_factory: Optional[Callable[[], Listener]] = None
         if _is_listener_class(handler):
             self._listener_factory = handler  # type: ignore[assignment]
         elif callable(handler):
-            self._handler = handler  # type: ignore[assignment]
+            self.handler = handler  # type: ignore[assignment]
         else:
             raise TypeError(
                 "handler must be an async function (called with each connection) "
                 "or a Listener subclass (instantiated for each connection)"
             )
-        self._options = options
-        self._process_request = process_request
-        self._max_connections = max_connections
+        #: The settings of every connection.
+        self.options = options
+        #: Chooses the subprotocol of each connection, if given.
+        self.select_subprotocol = select_subprotocol
+        #: Called with each request before the handshake (see :func:`serve`).
+        self.process_request = process_request
+        #: Beyond this many connections, new requests are answered with 503.
+        self.max_connections = max_connections
         #: The connections of this server (open or still in their handshake).
         self.websockets: set[WebSocket] = set()
+        #: The heartbeat shared by the connections (None without pings).
+        self.heartbeat: Optional[Heartbeat] = None
         self._server: Optional[asyncio.AbstractServer] = None
-        self._heartbeat: Optional[Heartbeat] = None
         self._closing: Optional[asyncio.Task[None]] = None
         self._wakeup: Optional[asyncio.Future[None]] = None
 
-    def _protocol(self) -> WebSocket:
+    def new_listener(self) -> Optional[Listener]:
+        """A new listener for one connection (None unless in the callback style)."""
+        return self._listener_factory() if self._listener_factory is not None else None
+
+    def protocol_factory(self) -> WebSocket:
+        """The protocol of one new connection, not yet connected.
+
+        What the server gives ``loop.create_server``; pass it to
+        ``loop.connect_accepted_socket(server.protocol_factory, sock)`` to
+        serve a socket accepted elsewhere.
+        """
         return _ServerWebSocket(self)
 
     async def _start(self, create: Callable[..., Awaitable[asyncio.AbstractServer]]) -> None:
         loop = asyncio.get_running_loop()
-        interval = self._options["ping_interval"]
-        if interval:
-            self._heartbeat = Heartbeat(loop, interval, self._options["ping_timeout"] or interval)
-        self._server = await create(self._protocol)
+        heartbeat = self.options.heartbeat
+        if heartbeat is not None:
+            self.heartbeat = Heartbeat(loop, *heartbeat)
+        self._server = await create(self.protocol_factory)
 
     @property
     def sockets(self) -> Sequence[socket.socket]:
@@ -283,20 +286,24 @@ class Server:
     async def _close(self, close_connections: bool, code: int) -> None:
         if self._server is not None:
             self._server.close()
-        if self._heartbeat is not None:
-            self._heartbeat.close()
+        if self.heartbeat is not None:
+            self.heartbeat.close()
         if close_connections:
             websockets = list(self.websockets)
             for ws in websockets:
-                if ws._conn.state is State.CONNECTING and ws._transport is not None:
-                    ws._transport.abort()
+                if ws.conn.state is State.CONNECTING:
+                    ws.abort()
             # A closing handshake with each (close_timeout bounds it).
             if websockets:
                 await asyncio.gather(
                     *(ws.close(code, "server shutting down") for ws in websockets),
                     return_exceptions=True,
                 )
-            tasks = [t for ws in websockets if (t := ws._task) is not None]  # type: ignore[attr-defined]
+            tasks = [
+                task
+                for ws in websockets
+                if isinstance(ws, _ServerWebSocket) and (task := ws.handler_task) is not None
+            ]
             for task in tasks:
                 task.cancel()
             if tasks:
@@ -318,6 +325,18 @@ class Server:
         await self.close()
 
 
+class _Listen(NamedTuple):
+    """Where a server listens."""
+
+    host: Optional[Union[str, Sequence[str]]]
+    port: Optional[int]
+    sock: Optional[socket.socket]
+    path: Optional[str]
+    reuse_port: bool
+    backlog: int
+    ssl: Optional[ssl_module.SSLContext]
+
+
 def _is_listener_class(obj: Any) -> bool:
     """A Listener subclass, or a functools.partial of one (a class with arguments)."""
     if isinstance(obj, functools.partial):
@@ -337,21 +356,24 @@ class serve:
     already bound socket), or ``path`` (a Unix socket); ``reuse_port`` lets
     several worker processes share a port; ``ssl`` for wss://.
 
-    Options (defaults in brackets): ``subprotocols`` (supported, preferred
-    first) or ``select_subprotocol(request, offered)``; ``compression``
-    ("deflate", or None), ``deflate_options``; ``max_message_size`` [1 MiB];
-    ``max_queue`` [16 messages buffered before reading pauses];
-    ``write_limit`` [64 KiB high-water mark of the send buffer];
-    ``ping_interval`` [20 s, None disables], ``ping_timeout`` [20 s];
-    ``open_timeout`` [10 s to complete the handshake]; ``close_timeout``
-    [10 s]; ``process_request(ws, request)`` (may be async) returning None to
-    go on with the handshake or ``(status, body)`` / ``(status, headers,
-    body)`` / a :class:`~wsframe.handshake.Response` to answer with instead;
-    ``max_connections`` (beyond it new requests get 503); ``max_ping_rate``
-    [10 pings/s from a client on average, None disables] and
-    ``max_ping_burst`` [20 at once] (a client over them is closed with 1008);
-    and the request
-    limits ``max_request_line``, ``max_header_line``, ``max_headers``,
+    Handshake policy: ``select_subprotocol(request, offered)`` chooses a
+    subprotocol (else the first of ``subprotocols`` the client offers);
+    ``process_request(ws, request)`` (may be async) returns None to go on
+    with the handshake or ``(status, body)`` / ``(status, headers, body)`` /
+    a :class:`~wsframe.handshake.Response` to answer with instead;
+    ``max_connections``: beyond it new requests get 503.
+
+    Every connection's settings: ``options`` (an
+    :class:`~wsframe.options.Options`), or its fields as keyword arguments —
+    ``max_message_size`` [1 MiB], ``compression`` ["deflate" or None],
+    ``deflate_options``, ``subprotocols``, ``max_queue`` [16 messages
+    buffered before reading pauses], ``write_limit`` [64 KiB high-water mark
+    of the send buffer], ``ping_interval`` [20 s, None disables],
+    ``ping_timeout`` [20 s], ``open_timeout`` [10 s to complete the
+    handshake], ``close_timeout`` [10 s], ``max_ping_rate`` [10 pings/s from
+    a client on average, None disables] and ``max_ping_burst`` [20 at once]
+    (a client over them is closed with 1008), and the request limits
+    ``max_request_line``, ``max_header_line``, ``max_headers``,
     ``max_header_bytes``.
     """
 
@@ -366,75 +388,42 @@ class serve:
         reuse_port: bool = False,
         backlog: int = 1024,
         ssl: Optional[ssl_module.SSLContext] = None,
-        subprotocols: Optional[Iterable[str]] = None,
-        select_subprotocol: Optional[Callable[[HttpRequest, list[str]], Optional[str]]] = None,
-        compression: Optional[str] = "deflate",
-        deflate_options: Optional[dict[str, Any]] = None,
-        max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE,
-        max_queue: int = DEFAULT_MAX_QUEUE,
-        write_limit: int = DEFAULT_WRITE_LIMIT,
-        ping_interval: Optional[float] = DEFAULT_PING_INTERVAL,
-        ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT,
-        open_timeout: Optional[float] = DEFAULT_OPEN_TIMEOUT,
-        close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+        select_subprotocol: Optional[SubprotocolSelector] = None,
         process_request: Optional[ProcessRequest] = None,
         max_connections: Optional[int] = None,
-        **limits: int,
+        options: Optional[Options] = None,
+        **overrides: Unpack[OptionsDict],
     ) -> None:
-        if max_queue < 1:
-            raise ValueError("max_queue must be at least 1")
-        options = {
-            "subprotocols": list(subprotocols or ()),
-            "select_subprotocol": select_subprotocol,
-            "compression": compression,
-            "deflate_options": deflate_options,
-            "max_message_size": max_message_size,
-            "max_queue": max_queue,
-            "write_limit": write_limit,
-            "ping_interval": ping_interval,
-            "ping_timeout": ping_timeout,
-            "open_timeout": open_timeout,
-            "close_timeout": close_timeout,
-            "limits": limits,
-        }
         self._server = Server(
-            handler, options, process_request=process_request, max_connections=max_connections
+            handler,
+            Options.build(options, **overrides),
+            select_subprotocol=select_subprotocol,
+            process_request=process_request,
+            max_connections=max_connections,
         )
-        self._listen: dict[str, Any] = {
-            "host": host,
-            "port": port,
-            "sock": sock,
-            "path": path,
-            "reuse_port": reuse_port,
-            "backlog": backlog,
-            "ssl": ssl,
-        }
+        self._listen = _Listen(host, port, sock, path, reuse_port, backlog, ssl)
 
     async def _start(self) -> Server:
         loop = asyncio.get_running_loop()
         listen = self._listen
-        if listen["path"] is not None:
 
-            def create(factory: Callable[[], WebSocket]) -> Awaitable[asyncio.AbstractServer]:
+        def create(factory: Callable[[], WebSocket]) -> Awaitable[asyncio.AbstractServer]:
+            if listen.path is not None:
                 return loop.create_unix_server(
-                    factory,
-                    listen["path"],
-                    sock=listen["sock"],
-                    backlog=listen["backlog"],
-                    ssl=listen["ssl"],
+                    factory, listen.path, sock=listen.sock, backlog=listen.backlog, ssl=listen.ssl
                 )
-
-        else:
-
-            def create(factory: Callable[[], WebSocket]) -> Awaitable[asyncio.AbstractServer]:
-                kwargs: dict[str, Any] = {"backlog": listen["backlog"], "ssl": listen["ssl"]}
-                if listen["sock"] is not None:
-                    kwargs["sock"] = listen["sock"]
-                else:
-                    kwargs.update(host=listen["host"], port=listen["port"])
-                    if listen["reuse_port"]:
-                        kwargs["reuse_port"] = True
-                return loop.create_server(factory, **kwargs)
+            if listen.sock is not None:
+                return loop.create_server(
+                    factory, sock=listen.sock, backlog=listen.backlog, ssl=listen.ssl
+                )
+            return loop.create_server(
+                factory,
+                listen.host,
+                listen.port,  # type: ignore[arg-type]  # None: any free port
+                backlog=listen.backlog,
+                ssl=listen.ssl,
+                reuse_port=listen.reuse_port or None,
+            )
 
         await self._server._start(create)
         return self._server

@@ -1,0 +1,594 @@
+"""The driver core: everything an I/O driver does with a connection, once.
+
+This file is the pure-Python implementation and also the source of the
+compiled one: the build compiles it with Cython, typed by ``_driver_c.pxd``,
+as ``wsframe._driver_c``. Both behave identically; :mod:`wsframe.driver`
+picks one as the codec is picked and documents the interface.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import threading
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+
+from .codec import encode_frame_header
+from .errors import (
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    InvalidHandshake,
+    InvalidState,
+)
+from .events import (
+    BinaryFragment,
+    BinaryMessage,
+    Event,
+    Ping,
+    Pong,
+    TextFragment,
+    TextMessage,
+)
+from .state import State
+
+if TYPE_CHECKING:
+    from .connection import Connection
+    from .driver import Heartbeat, Transport
+
+__all__ = ["DriverCore"]
+
+Message = Union[str, bytes]
+
+_CONNECTING = State.CONNECTING
+_OPEN = State.OPEN
+_CLOSED = State.CLOSED
+
+# Unmasked payloads at least this large are written without a copy:
+# header and payload handed to the transport separately.
+_ZERO_COPY_SIZE = 16 * 1024
+_READ_BUFFER_SIZE = 256 * 1024
+_thread_state = threading.local()
+
+
+def _read_buffer() -> memoryview:
+    """This thread's read buffer, shared by all of the thread's connections.
+
+    The transport reads into it and the driver parses it at once (the
+    decoder copies what it keeps), so no connection holds it between reads:
+    an idle connection owns no read buffer, and no ``bytes`` is allocated per
+    read.
+    """
+    try:
+        view: memoryview = _thread_state.read_buffer
+    except AttributeError:
+        view = _thread_state.read_buffer = memoryview(bytearray(_READ_BUFFER_SIZE))
+    return view
+
+
+def _corked() -> list[DriverCore]:
+    """This thread's connections with frames corked until the end of the iteration."""
+    try:
+        corked: list[DriverCore] = _thread_state.corked
+    except AttributeError:
+        corked = _thread_state.corked = []
+    return corked
+
+
+def _uncork_all(corked: list[DriverCore]) -> None:
+    pending = corked[:]
+    del corked[:]
+    for driver in pending:
+        driver.uncork()
+
+
+class DriverCore:
+    """What every I/O driver of a connection shares, whatever its I/O model.
+
+    A driver owns one sans-I/O :class:`~wsframe.connection.Connection` and a
+    transport (anything with the methods of :class:`wsframe.driver.Transport`:
+    an asyncio transport, or an adapter over a socket or a stream). The core
+    is the receive pump (bytes in → connection → messages and events out),
+    the inbox with its watermarks (reading pauses while the application is
+    behind), the send path and write flow control, corking for broadcasts,
+    heartbeat membership, deferred failure and the graceful end of a failed
+    connection. It calls a :class:`Listener`-style ``listener`` directly when
+    there is one (the callback style), else keeps messages in the inbox.
+
+    A concrete driver subclasses it and provides the I/O model's parts:
+    :meth:`call_soon`, :meth:`call_later`, :meth:`wake_reader` and
+    :meth:`wake_writer` (how waiting readers and writers are woken), and
+    :meth:`handle_event` for the events it reacts to (the request, the
+    handshake's outcome, pongs, close frames). ``docs/drivers.md`` shows how
+    the asyncio, uvicorn and threaded drivers do it.
+    """
+
+    __slots__ = (
+        "_cork",
+        "_draining",
+        "_inbox",
+        "_listener_message",
+        "_ping_deadline",
+        "_ping_payload",
+        "_ping_sent_at",
+        "_read_view",
+        "_resume_at",
+        "conn",
+        "discard_messages",
+        "heartbeat",
+        "listener",
+        "max_queue",
+        "opened",
+        "reading_paused",
+        "transport",
+        "writing_paused",
+    )
+
+    def __init__(self, conn: Connection, listener: Any = None) -> None:
+        #: The sans-I/O connection this driver runs.
+        self.conn = conn
+        #: The transport, from ``connection_made`` until ``connection_lost``.
+        self.transport: Optional[Transport] = None
+        #: The callback-style listener (``on_message(driver, message)``...), if any.
+        self.listener = listener
+        #: The heartbeat this connection belongs to once open, if any.
+        self.heartbeat: Optional[Heartbeat] = None
+        #: Messages buffered before reading pauses (the inbox's high-water mark).
+        self.max_queue = conn.options.max_queue
+        self._resume_at = self.max_queue // 2
+        #: Whether reading is paused because the application is behind.
+        self.reading_paused = False
+        #: Whether the transport's write buffer is over its high-water mark.
+        self.writing_paused = False
+        #: Whether the opening handshake completed (``on_open`` was called).
+        self.opened = False
+        #: Drop messages instead of queueing them: the application said it
+        #: will read no more (it closed), but the peer's close frame must
+        #: still be read.
+        self.discard_messages = False
+        self._inbox: Optional[collections.deque[Message]] = None
+        self._cork: Optional[list[bytes]] = None
+        self._draining = False
+        self._read_view: Optional[memoryview] = None
+        self._ping_payload: Optional[bytes] = None
+        self._ping_sent_at = 0.0
+        self._ping_deadline = 0.0
+        self._listener_message: Optional[Callable[[Any, Message], None]] = None
+        if listener is not None:
+            self._listener_message = listener.on_message
+        # Whole messages come straight from the frame loop, without events.
+        conn.on_message = self.deliver
+        # A violation after valid messages waits until the application had a
+        # chance to answer them (see schedule_failure).
+        conn.defer_failure = True
+
+    # ------------------------------------------------- what a driver provides
+
+    def call_soon(self, callback: Callable[[], Any]) -> None:
+        """Run ``callback()`` soon, after the current callback (driver-specific)."""
+        raise NotImplementedError
+
+    def call_later(self, delay: float, callback: Callable[[], Any]) -> Any:
+        """Run ``callback()`` after ``delay`` seconds; return a handle with
+        ``cancel()`` (driver-specific)."""
+        raise NotImplementedError
+
+    def wake_reader(self) -> None:
+        """A message (or the end of the connection) is ready for a waiting reader."""
+
+    def wake_writer(self) -> None:
+        """Writers waiting for the write buffer to drain may go on (or the end came)."""
+
+    def handle_event(self, event: Event) -> None:
+        """An event other than a message: a request, the handshake's outcome,
+        a ping, a pong or the peer's close frame. The core has already done
+        its part (heartbeat, listener); drivers react to the ones they need."""
+
+    # ------------------------------------------------------------- properties
+
+    @property
+    def state(self) -> State:
+        """CONNECTING, OPEN, CLOSING or CLOSED (0-3, as the browser's readyState)."""
+        if self.transport is None and self.conn.state is not _CONNECTING:
+            return State.CLOSED
+        return State(self.conn.state)
+
+    @property
+    def buffered_amount(self) -> int:
+        """Bytes written but not yet sent to the network (like the browser's)."""
+        transport = self.transport
+        if transport is None:
+            return 0
+        corked = sum(map(len, self._cork)) if self._cork is not None else 0
+        return transport.get_write_buffer_size() + corked
+
+    @property
+    def draining(self) -> bool:
+        """Whether the connection failed and only waits for the peer to close.
+
+        The application has nothing more to receive: what the peer still
+        sends is read and dropped.
+        """
+        return self._draining
+
+    @property
+    def queued(self) -> int:
+        """Messages in the inbox, received and not yet read by the application."""
+        return len(self._inbox) if self._inbox is not None else 0
+
+    # ------------------------------------------------- protocol: receiving
+
+    def connection_made(self, transport: Any) -> None:
+        """The transport is up: keep it and set its write buffer's high-water mark."""
+        self.transport = transport
+        transport.set_write_buffer_limits(self.conn.options.write_limit)
+        self.flush()  # a client's request
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        """Where the transport should read to: this thread's shared read buffer.
+
+        The connection keeps a reference to it (a pointer, not a buffer of
+        its own), so that a read does not look the thread's buffer up again.
+        """
+        view = self._read_view
+        if view is None:
+            view = self._read_view = _read_buffer()
+        return view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """``nbytes`` were read into the buffer :meth:`get_buffer` returned."""
+        view = self._read_view
+        assert view is not None
+        if self.conn.receive_data(view[:nbytes]):
+            self.process()
+
+    def data_received(self, data: Any) -> None:
+        """Bytes arrived (transports that do not read into a buffer)."""
+        if self.conn.receive_data(data):
+            self.process()
+
+    def receive(self, data: Any) -> None:
+        """The receive pump: feed ``data`` to the connection and act on the outcome."""
+        if self.conn.receive_data(data):
+            self.process()
+
+    def process(self) -> None:
+        """Act on what the connection holds: events, bytes to send, closing, failure."""
+        conn = self.conn
+        events = conn.events()
+        if events:
+            self.dispatch(events)
+        self.flush()
+        if conn.close_transport:
+            if self.transport is not None:
+                self.end_transport()
+        elif conn.failure_pending:
+            self.schedule_failure()
+
+    def dispatch(self, events: list[Event]) -> None:
+        """Deliver messages and hand other events to the heartbeat, listener and driver."""
+        listener = self.listener
+        for event in events:
+            kind = type(event)
+            if (
+                kind is TextMessage
+                or kind is BinaryMessage
+                or kind is TextFragment
+                or kind is BinaryFragment
+            ):
+                self.deliver(event.data)  # type: ignore[attr-defined]
+                continue
+            if kind is Pong:
+                if event.payload == self._ping_payload:  # type: ignore[attr-defined]
+                    self._ping_payload = None  # the heartbeat's ping was answered
+                if listener is not None:
+                    self.listener_call(listener.on_pong, event.payload)  # type: ignore[attr-defined]
+            elif kind is Ping and listener is not None:
+                self.listener_call(listener.on_ping, event.payload)  # type: ignore[attr-defined]
+            self.handle_event(event)
+
+    def deliver(self, message: Message) -> None:
+        """A message: to the listener's ``on_message``, or into the inbox."""
+        on_message = self._listener_message
+        if on_message is not None:
+            try:
+                on_message(self, message)
+            except Exception as exc:
+                self.listener_failed(exc)
+            return
+        if self.discard_messages:
+            return
+        inbox = self._inbox
+        if inbox is None:
+            inbox = self._inbox = collections.deque()
+        inbox.append(message)
+        self.wake_reader()
+        if len(inbox) >= self.max_queue and not self.reading_paused:
+            # The application is behind: stop delivering (the rest of this
+            # read stays in the connection, undecoded) and stop reading.
+            self.reading_paused = True
+            self.conn.pause()
+            if self.transport is not None:
+                self.transport.pause_reading()
+
+    def take_message(self) -> Optional[Message]:
+        """The next message of the inbox, or None when it is empty.
+
+        Reading resumes once the inbox is down to half of ``max_queue``; a
+        violation held back behind the messages fails the connection once
+        the last of them is taken.
+        """
+        inbox = self._inbox
+        if not inbox:
+            return None
+        message = inbox.popleft()
+        if self.reading_paused and len(inbox) <= self._resume_at:
+            self.resume_reading()
+        elif not inbox and self.conn.failure_pending:
+            # The last message before a violation: the application answers
+            # it, then the connection fails.
+            self.call_soon(self.fail_pending)
+        return message
+
+    def resume_reading(self) -> None:
+        """The application caught up: deliver what waited, read again."""
+        self.reading_paused = False
+        self.conn.resume()
+        self.process()
+        transport = self.transport
+        if transport is not None and not self.reading_paused:
+            transport.resume_reading()
+
+    # ---------------------------------------------------- deferred failure
+
+    def schedule_failure(self) -> None:
+        """A violation came after valid messages: fail once the application has
+        taken them from the inbox, or after ``close_timeout``."""
+        if not self._inbox:
+            self.call_soon(self.fail_pending)
+        else:
+            self.call_later(self.conn.options.close_timeout, self.fail_pending)
+
+    def fail_pending(self) -> None:
+        """Fail the connection for the violation held back, if still pending."""
+        conn = self.conn
+        if not conn.failure_pending:
+            return
+        conn.fail_pending()
+        self.flush()
+        if conn.close_transport:
+            self.end_transport()
+
+    # ------------------------------------------------------------- listener
+
+    def listener_call(self, method: Callable[..., Any], *args: Any) -> None:
+        """Call a listener method with this driver first; a failure ends with 1011."""
+        try:
+            method(self, *args)
+        except Exception as exc:
+            self.listener_failed(exc)
+
+    def listener_failed(self, exc: Exception) -> None:
+        """A listener method raised ``exc``: tell its ``on_error``, close with 1011."""
+        try:
+            self.listener.on_error(self, exc)
+        finally:
+            self.fail(1011, "internal error")
+
+    def open_completed(self) -> None:
+        """The opening handshake completed: join the heartbeat, call ``on_open``."""
+        self.opened = True
+        if self.heartbeat is not None:
+            self.heartbeat.add(self)
+        if self.listener is not None:
+            self.listener_call(self.listener.on_open)
+
+    # -------------------------------------------------------------- sending
+
+    def check_sendable(self) -> None:
+        """Raise unless a message can be sent now: InvalidState while the opening
+        handshake runs, ConnectionClosed once closing or closed."""
+        state = self.conn.state
+        if state is not _OPEN or self.transport is None:
+            if state is _CONNECTING:
+                raise InvalidState("the opening handshake is not complete")
+            raise self.closed_error()
+
+    def send_message(self, message: Any) -> None:
+        """Send a whole message now: ``str`` as text, any bytes-like object as binary.
+
+        Never waits: the frame goes to the transport's buffer at once (check
+        :attr:`buffered_amount`, or wait for :meth:`wake_writer`, to bound it).
+        """
+        conn = self.conn
+        transport = self.transport
+        if transport is None or conn.state is not _OPEN:
+            self.check_sendable()
+        assert transport is not None
+        if (
+            type(message) is bytes  # immutable: safe to leave in the transport's buffer
+            and len(message) >= _ZERO_COPY_SIZE
+            and conn.is_server
+            and conn.deflate is None
+            and not conn.sending_fragmented
+        ):
+            self.flush()
+            transport.writelines([encode_frame_header(2, len(message)), message])
+            return
+        frame = conn.encode_message(message)
+        if self._cork is not None:
+            self.uncork()
+        pending = conn.data_to_send()  # a pong queued by this read goes first
+        if pending:
+            transport.write(pending)
+        transport.write(frame)
+
+    def flush(self) -> None:
+        """Write what is corked and what the connection has to send, in order."""
+        if self._cork is not None:
+            self.uncork()
+        data = self.conn.data_to_send()
+        if data and self.transport is not None:
+            self.transport.write(data)
+
+    def write_corked(self, data: bytes) -> None:
+        """Write ``data`` at the end of this loop iteration, with whatever else is
+        corked for this connection by then: one write for a burst of broadcast
+        frames instead of one each. A direct write uncorks first, so frames
+        keep their order."""
+        cork = self._cork
+        if cork is None:
+            self._cork = [data]
+            corked = _corked()
+            if not corked:
+                self.call_soon(lambda: _uncork_all(corked))
+            corked.append(self)
+        else:
+            cork.append(data)
+
+    def uncork(self) -> None:
+        """Write the corked frames now."""
+        cork = self._cork
+        self._cork = None
+        if cork and self.transport is not None:
+            self.transport.write(cork[0] if len(cork) == 1 else b"".join(cork))
+
+    def pause_writing(self) -> None:
+        """The transport's buffer is over its high-water mark: the peer is behind.
+
+        Until it drains, the pongs the peer's pings call for are held back
+        (only the latest is kept), so a peer that pings without reading
+        cannot grow the buffer.
+        """
+        self.writing_paused = True
+        self.conn.hold_pongs = True
+
+    def resume_writing(self) -> None:
+        """The transport's buffer drained: send the held pong, wake writers."""
+        self.writing_paused = False
+        conn = self.conn
+        conn.hold_pongs = False
+        conn.release_pong()
+        self.flush()
+        self.wake_writer()
+
+    # ------------------------------------------------------------ heartbeat
+
+    def keepalive_start(self, now: float) -> None:
+        """Joined a heartbeat at ``now``: the first ping is due one interval later."""
+        self._ping_sent_at = now
+        self._ping_payload = None
+
+    def keepalive(self, now: float, interval: float, timeout: float) -> bool:
+        """A heartbeat's tick: ping when one is due, fail when its pong is late.
+
+        Returns False once the heartbeat should forget this connection.
+        """
+        if self.reading_paused:
+            # The application is behind and reading is paused: a pong could
+            # not be read, so the peer is not to blame.
+            if self._ping_payload is not None:
+                self._ping_deadline = now + timeout
+            return True
+        if self._ping_payload is not None:
+            if now >= self._ping_deadline:
+                self.fail(1011, "keepalive ping timeout")
+                return False
+        elif now - self._ping_sent_at >= interval:
+            if self.conn.state is not _OPEN or self.transport is None:
+                return self.transport is not None
+            payload = os.urandom(4)
+            self._ping_payload = payload
+            self._ping_sent_at = now
+            self._ping_deadline = now + timeout
+            self.conn.send_ping(payload)
+            self.flush()
+        return True
+
+    # -------------------------------------------------------------- closing
+
+    def closed_error(self) -> ConnectionClosed:
+        """The :class:`~wsframe.errors.ConnectionClosed` that describes how it closed."""
+        conn = self.conn
+        code = conn.close_code or 1006
+        clean = conn.was_clean
+        cls = ConnectionClosedOK if clean and code in (1000, 1001) else ConnectionClosedError
+        return cls(code, conn.close_reason, clean, conn.close_sent, conn.close_received)
+
+    def start_close(self, code: Optional[int], reason: str) -> None:
+        """Start the closing handshake (nothing if it started or the transport is gone)."""
+        if self.conn.state is _OPEN and self.transport is not None:
+            self.conn.close(code, reason)
+            self.flush()
+
+    def fail(self, code: int, reason: str = "") -> None:
+        """Fail the connection: send a close frame with ``code``, then end gracefully.
+
+        As after a protocol violation: our FIN follows the close frame, what
+        the peer still sends is read and ignored until it closes, and the
+        connection is dropped after ``close_timeout`` if it never does.
+        """
+        self.start_close(code, reason)
+        self.end_transport(graceful=True)
+
+    def end_transport(self, graceful: bool = False) -> None:
+        """The connection is over: close the transport, gracefully after a failure.
+
+        After failing the connection the peer may still be sending: closing a
+        socket with unread data makes the kernel send a reset, and the peer
+        may then lose our last frames (the close frame saying why). So send
+        our FIN instead, keep reading (and ignoring) until the peer closes,
+        and drop the connection after ``close_timeout``.
+        """
+        transport = self.transport
+        if transport is None:
+            return
+        error = self.conn.error
+        if not graceful and (error is None or isinstance(error, InvalidHandshake)):
+            self.flush()
+            transport.close()
+            return
+        if self._draining:
+            return
+        self._draining = True
+        self.discard_messages = True
+        self.wake_reader()
+        self.flush()
+        if transport.can_write_eof():
+            transport.write_eof()
+        if self.reading_paused:
+            self.reading_paused = False
+            transport.resume_reading()
+        self.call_later(self.conn.options.close_timeout, self.abort)
+
+    def abort(self) -> None:
+        """Drop the transport at once (no closing handshake), if it is still there."""
+        if self.transport is not None:
+            self.transport.abort()
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        """The transport is gone: what arrived is delivered, the connection closes."""
+        conn = self.conn
+        if conn.paused:
+            # What arrived while the application was behind is not lost: it
+            # is queued for the reader (at most one read beyond max_queue).
+            conn.resume()
+        conn.receive_eof()
+        events = conn.events()
+        if events:
+            self.dispatch(events)
+        self.transport = None
+        conn.on_message = None  # no cycle between the connection and its driver
+        heartbeat = self.heartbeat
+        if heartbeat is not None:
+            heartbeat.discard(self)
+        self.wake_reader()
+        self.wake_writer()
+
+    def eof_received(self) -> Optional[bool]:
+        """The peer shut its side down: let the transport close."""
+        return None
+
+    def __repr__(self) -> str:
+        side = "server" if self.conn.is_server else "client"
+        return f"<{type(self).__name__} {side} {self.state.name}>"

@@ -1,0 +1,96 @@
+"""The driver core: one implementation of everything I/O drivers share.
+
+A driver connects a sans-I/O :class:`~wsframe.connection.Connection` to an
+I/O model. :class:`DriverCore` does everything that does not depend on the
+I/O model — the receive pump, the inbox with its watermarks, the send path
+with write flow control and corking, heartbeat membership, deferred failure,
+the graceful end of a failed connection, the callback-style listener — and a
+driver adds only how to wait and how to schedule. ``wsframe.asyncio``'s
+:class:`~wsframe.asyncio.WebSocket` and ``wsframe.uvicorn``'s
+``WSFrameProtocol`` are such drivers; ``docs/drivers.md`` shows how to write
+another (threads and blocking sockets, an HTTP/2 stream).
+
+The per-message path runs in compiled code (``wsframe._driver_c``, from the
+same source as its pure-Python twin ``wsframe._driver_py``), selected like
+the codec: ``WSFRAME_NO_EXTENSIONS=1`` chooses the twin.
+
+The types here describe what the core needs from the outside:
+:class:`Transport` (an asyncio transport has it all), :class:`Heartbeat`
+(what a connection joins when it opens) and :class:`KeepaliveMember` (what a
+heartbeat needs from each connection).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional, Protocol
+
+from . import _implementation
+
+if TYPE_CHECKING:
+    from ._driver_py import DriverCore
+else:
+    DriverCore = _implementation.load("_driver").DriverCore
+
+__all__ = ["DriverCore", "Heartbeat", "KeepaliveMember", "Transport"]
+
+
+class Transport(Protocol):
+    """What the driver core needs of a transport (asyncio's transports have it)."""
+
+    def write(self, data: Any) -> None:
+        """Queue ``data`` for sending; never blocks."""
+
+    def writelines(self, chunks: Any) -> None:
+        """Queue several buffers for sending, in order."""
+
+    def get_write_buffer_size(self) -> int:
+        """Bytes queued and not yet sent."""
+
+    def set_write_buffer_limits(
+        self, high: Optional[int] = None, low: Optional[int] = None
+    ) -> None:
+        """Set the high-water mark above which the driver's ``pause_writing`` is called."""
+
+    def pause_reading(self) -> None:
+        """Stop calling the driver with received data."""
+
+    def resume_reading(self) -> None:
+        """Call the driver with received data again."""
+
+    def can_write_eof(self) -> bool:
+        """Whether :meth:`write_eof` can half-close the connection."""
+
+    def write_eof(self) -> None:
+        """Send our FIN after the queued data; keep reading."""
+
+    def close(self) -> None:
+        """Close after the queued data is sent."""
+
+    def abort(self) -> None:
+        """Close at once, dropping what is queued."""
+
+    def is_closing(self) -> bool:
+        """Whether the transport is closing or closed."""
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """Transport details: ``"peername"``, ``"sockname"``, ``"ssl_object"``..."""
+
+
+class KeepaliveMember(Protocol):
+    """What a heartbeat needs of each connection (:class:`DriverCore` has it)."""
+
+    def keepalive_start(self, now: float) -> None:
+        """The connection joined at ``now``; its first ping is due an interval later."""
+
+    def keepalive(self, now: float, interval: float, timeout: float) -> bool:
+        """A tick at ``now``: ping if due, fail if the pong is late; False to be forgotten."""
+
+
+class Heartbeat(Protocol):
+    """What the core calls on the heartbeat a connection belongs to."""
+
+    def add(self, member: KeepaliveMember) -> None:
+        """Start pinging ``member``."""
+
+    def discard(self, member: KeepaliveMember) -> None:
+        """Stop pinging ``member``."""
