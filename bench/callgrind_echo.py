@@ -12,8 +12,12 @@ the server side of one connection exactly as an event loop does — a
 whose ``write`` keeps nothing — through the public API: ``wsframe.asyncio``'s
 ``WebSocket`` over a ``ServerConnection``, echoing each message from a
 ``Listener`` (``listener``) or from an ``async for``/``send`` handler
-(``handler``). Per message it counts the whole path: decode, reassembly,
-UTF-8, delivery, encode and the write.
+(``handler``), and through uvicorn's ASGI protocol class (``uvicorn``). Per
+message it counts the whole path: decode, reassembly, UTF-8, delivery,
+encode and the write. ``measure`` also takes ``raw`` (a protocol echoing the
+bytes back: the harness's own cost, the floor) and
+``uvicorn-websockets-sansio`` (uvicorn's websockets protocol through the same
+harness).
 
 Each figure is ``(I(n2) - I(n1)) / (n2 - n1)``, the instructions of two runs
 with different message counts, so the interpreter's start-up cancels out.
@@ -38,7 +42,9 @@ from typing import Any
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 DEFAULT_BASELINE = os.path.join(HERE, "callgrind_baseline.json")
-TARGETS = ("listener", "handler")
+TARGETS = ("listener", "handler", "uvicorn")
+#: Peers measured by the same harness (``measure`` only; no baseline).
+PEER_TARGETS = ("raw", "uvicorn-websockets-sansio")
 SIZES = (256, 16384)
 COUNTS = (2000, 6000)
 
@@ -104,6 +110,61 @@ def _feed(protocol: Any, data: bytes) -> None:
     protocol.buffer_updated(len(data))
 
 
+def _asgi_echo() -> Any:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        while True:
+            event = await receive()
+            if event["type"] != "websocket.receive":
+                return
+            await send({"type": "websocket.send", "bytes": event.get("bytes")})
+
+    return app
+
+
+def _uvicorn_protocol(target: str) -> Any:
+    """A uvicorn WebSocket protocol for one connection, as uvicorn makes it."""
+    import asyncio
+
+    from uvicorn.config import Config
+    from uvicorn.server import ServerState
+
+    if target == "uvicorn":
+        from wsframe.uvicorn import WSFrameProtocol as protocol_class
+    else:  # uvicorn-websockets-sansio
+        from uvicorn.protocols.websockets.websockets_sansio_impl import (
+            WebSocketsSansIOProtocol as protocol_class,
+        )
+    config = Config(
+        _asgi_echo(),
+        ws=protocol_class,
+        ws_per_message_deflate=False,
+        lifespan="off",
+        proxy_headers=False,
+        log_level="critical",
+    )
+    config.load()
+    return protocol_class(config, ServerState(), {}, _loop=asyncio.get_running_loop())
+
+
+class _RawEcho:
+    """The floor: a buffered protocol echoing the bytes back, no WebSocket work."""
+
+    def __init__(self) -> None:
+        self.buffer = memoryview(bytearray(256 * 1024))
+        self.transport: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.transport.write(bytes(self.buffer[:nbytes]))
+
+
 def workload(target: str, size: int, count: int) -> None:
     """Echo ``count`` binary messages of ``size`` bytes through one connection."""
     import asyncio
@@ -123,23 +184,48 @@ def workload(target: str, size: int, count: int) -> None:
             await ws.send(message)
 
     async def main() -> None:
-        handler = Echo if target == "listener" else echo
-        options = Options(compression=None, ping_interval=None, open_timeout=None)
-        ws = Server(handler, options).protocol_factory()
+        if target.startswith("uvicorn"):
+            protocol = _uvicorn_protocol(target)
+        elif target == "raw":
+            protocol = _RawEcho()
+        else:
+            handler = Echo if target == "listener" else echo
+            options = Options(compression=None, ping_interval=None, open_timeout=None)
+            protocol = Server(handler, options).protocol_factory()
         transport = _Transport()
-        ws.connection_made(transport)  # type: ignore[arg-type]
-        _feed(ws, _REQUEST)
-        await asyncio.sleep(0)  # the handler starts
+        protocol.connection_made(transport)
+        if target.startswith("uvicorn"):
+            protocol.data_received(_REQUEST)  # uvicorn replays the request head
+        else:
+            _feed(protocol, _REQUEST)
+        for _ in range(3):
+            await asyncio.sleep(0)  # the handler or the application starts, accepts
         before = transport.written
+        asynchronous = target not in ("listener", "raw")
         for _ in range(count):
-            _feed(ws, frame)
-            if target == "handler":
+            if hasattr(protocol, "get_buffer"):
+                _feed(protocol, frame)
+            else:
+                protocol.data_received(frame)
+            if asynchronous:
                 await asyncio.sleep(0)  # the handler answers
         if transport.written - before < count * size:
             raise SystemExit(f"only {transport.written - before} bytes echoed")
         transport.close()
 
-    asyncio.run(main())
+    _run(main())
+
+
+def _run(main: Any) -> None:
+    """Run on uvloop (the event loop of production servers) when installed."""
+    try:
+        import uvloop
+    except ImportError:
+        import asyncio
+
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
 
 
 # ---------------------------------------------------------------- measuring
@@ -180,7 +266,14 @@ def toolchain() -> dict[str, str]:
     import wsframe
 
     cc = subprocess.run(["cc", "--version"], capture_output=True, text=True).stdout
+    try:
+        import uvloop
+
+        loop = f"uvloop {uvloop.__version__}"
+    except ImportError:
+        loop = "asyncio"
     return {
+        "loop": loop,
         "python": platform.python_version(),
         "implementation": wsframe.implementation,
         "cython": Cython.__version__,
@@ -203,7 +296,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="the workload itself (run under valgrind)")
-    run.add_argument("target", choices=TARGETS)
+    run.add_argument("target", choices=TARGETS + PEER_TARGETS)
     run.add_argument("size", type=int)
     run.add_argument("count", type=int)
     for name in ("measure", "check", "update"):

@@ -156,6 +156,36 @@ def test_large_frame_many_small_chunks_is_not_quadratic(codec) -> None:
     assert elapsed < 10, elapsed
 
 
+def test_feed_takes_the_first_size_bytes_of_a_reused_buffer(codec) -> None:
+    """feed(buffer, size) decodes what feed(buffer[:size]) would, without the slice."""
+    stream = b"".join(
+        frame_bytes(0x82, bytes([i]) * (i * 7), os.urandom(4)) for i in range(1, 40)
+    )
+    buffer = bytearray(4096)
+    whole = codec.FrameDecoder("server")
+    reused = codec.FrameDecoder("server")
+    expected, got = [], []
+    for start in range(0, len(stream), 97):
+        chunk = stream[start : start + 97]
+        buffer[: len(chunk)] = chunk
+        buffer[len(chunk) : len(chunk) + 4] = b"\xff\xff\xff\xff"  # garbage after: not read
+        expected += whole.feed(chunk)
+        got += reused.feed(buffer, len(chunk))
+        got += reused.feed(memoryview(buffer), 0)
+    assert got == expected and len(got) == 39
+    assert len(reused.feed(stream, None)) == 39  # None: all of it
+
+
+@pytest.mark.parametrize("size", [-1, 5])
+def test_feed_size_out_of_range(codecs_pair, size: int) -> None:
+    messages = set()
+    for codec in codecs_pair:
+        with pytest.raises(ValueError) as info:
+            codec.FrameDecoder("server").feed(bytearray(4), size)
+        messages.add(str(info.value))
+    assert messages == {f"size must be from 0 to 4, not {size}"}
+
+
 def test_buffered(codec) -> None:
     d = codec.FrameDecoder("server")
     assert d.buffered == 0

@@ -38,7 +38,7 @@ cdef class FrameDecoder:
     cdef object _error_cls
     cdef object _error_msg
 
-    cpdef list feed(self, object data)
+    cpdef list feed(self, object data, object size=*)
     cdef list _feed(self, const unsigned char *p, Py_ssize_t n)
     cdef Py_ssize_t _parse_header(self, const unsigned char *h, Py_ssize_t avail,
                                   list out) except -1

@@ -509,6 +509,17 @@ for _allow in range(2):
         _B0_OK[_allow][_b0] = _first_byte_error(<unsigned char>_b0, _allow) is None
 
 
+cdef inline Py_ssize_t _prefix_size(Py_ssize_t length, object size) except -1:
+    """How many bytes of a ``length``-byte buffer ``feed(data, size)`` takes."""
+    cdef object n
+    if size is None:
+        return length
+    n = _index(size)
+    if not 0 <= n <= length:
+        raise ValueError(f"size must be from 0 to {length}, not {n}")
+    return <Py_ssize_t>n
+
+
 cdef class FrameDecoder:
     """Incremental frame decoder for one direction of one connection.
 
@@ -589,17 +600,20 @@ cdef class FrameDecoder:
         return PyBytes_FromStringAndSize(
             PyBytes_AS_STRING(<object>self._partial) + offset, self._pfill - offset)
 
-    cpdef list feed(self, object data):
-        """Add received bytes; return the list of frames they complete, in order."""
+    cpdef list feed(self, object data, object size=None):
+        """Add received bytes; return the list of frames they complete, in order.
+
+        ``size``: take only the first ``size`` bytes of ``data``.
+        """
         cdef Py_buffer view
         if self._error_cls is not None:
             raise self._error_cls(self._error_msg)
-        if type(data) is bytes:
+        if type(data) is bytes and size is None:
             return self._feed(<const unsigned char *>PyBytes_AS_STRING(data),
                               PyBytes_GET_SIZE(data))
         _acquire(data, &view, "data", False)
         try:
-            return self._feed(<const unsigned char *>view.buf, view.len)
+            return self._feed(<const unsigned char *>view.buf, _prefix_size(view.len, size))
         finally:
             PyBuffer_Release(&view)
 

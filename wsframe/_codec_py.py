@@ -65,6 +65,16 @@ _COMPACT_THRESHOLD = 4096
 # Buffers
 
 
+def _prefix(mv: memoryview, size: Any) -> memoryview:
+    """The first ``size`` bytes of ``mv`` (``ValueError`` outside 0..len)."""
+    n = _index(size)
+    length = mv.nbytes
+    if not 0 <= n <= length:
+        mv.release()
+        raise ValueError(f"size must be from 0 to {length}, not {n}")
+    return mv[:n]
+
+
 def _view(obj: Any, name: str) -> memoryview:
     """Return a flat unsigned-byte view of ``obj``'s memory.
 
@@ -489,9 +499,11 @@ class FrameDecoder:
         """Bytes received and held but not yet returned as frames."""
         return len(self._buf) - self._pos
 
-    def feed(self, data: Any) -> list[Frame]:
+    def feed(self, data: Any, size: Optional[int] = None) -> list[Frame]:
         """Append ``data`` and return, in order, every frame now complete.
 
+        ``size``: take only the first ``size`` bytes of ``data`` (a driver
+        that reads into a reusable buffer passes it whole with the count).
         Raises :class:`~wsframe.ProtocolError` (or
         :class:`~wsframe.MessageTooBig`) on a violation; its ``frames`` holds
         the frames completed earlier in this call. The decoder then stays
@@ -501,6 +513,8 @@ class FrameDecoder:
         if failed is not None:
             raise failed[0](failed[1], failed[2])
         mv = _view(data, "data")
+        if size is not None:
+            mv = _prefix(mv, size)
         try:
             frames: list[Frame] = []
             buf = self._buf

@@ -59,9 +59,9 @@ cdef class Connection:
     cpdef send_ping(self, object payload=*)
     cpdef release_pong(self)
     cdef _send_close(self, bytes payload, object code, str reason)
-    cpdef bint receive_data(self, object data)
+    cpdef bint receive_data(self, object data, object size=*)
     @cython.locals(decoder=CFrameDecoder)
-    cdef _receive_frames(self, object data)
+    cdef _receive_frames(self, object data, object size=*)
     cdef _stash(self, object frames, object error)
     @cython.locals(
         frame=CFrame, assembler=CMessageAssembler, count=Py_ssize_t, index=Py_ssize_t, opcode=int

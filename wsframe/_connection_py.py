@@ -369,19 +369,20 @@ class Connection:
 
     # --------------------------------------------------------------- receiving
 
-    def receive_data(self, data: Any) -> bool:
-        """Process bytes received from the peer.
+    def receive_data(self, data: Any, size: Optional[int] = None) -> bool:
+        """Process bytes received from the peer (the first ``size`` of ``data`` if given).
 
-        Returns whether the driver has anything to do beyond the messages
+        A driver reading into a reusable buffer passes it whole, with the
+        count, rather than a slice of it. Returns whether the driver has anything to do beyond the messages
         already given to :attr:`on_message`: :meth:`events` to take,
         :meth:`data_to_send` to write, :attr:`close_transport` set, or
         :attr:`failure_pending`. A driver may skip those checks when it is
         false, which is the common case of a read that brought only messages.
         """
         if self._decoder is not None:
-            self._receive_frames(data)
+            self._receive_frames(data, size)
         elif self.state is _CONNECTING:
-            self._receive_handshake(data)
+            self._receive_handshake(data if size is None else memoryview(data)[:size])
         return (
             len(self._events) != 0
             or len(self._out) != 0
@@ -426,11 +427,11 @@ class Connection:
         )
         self.state = _OPEN
 
-    def _receive_frames(self, data: Any) -> None:
+    def _receive_frames(self, data: Any, size: Optional[int] = None) -> None:
         decoder = self._decoder
         error: Optional[ProtocolError] = None
         try:
-            frames = decoder.feed(data)
+            frames = decoder.feed(data, size)
         except ProtocolError as exc:
             frames = exc.frames
             error = exc

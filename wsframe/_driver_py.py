@@ -237,9 +237,7 @@ class DriverCore:
 
     def buffer_updated(self, nbytes: int) -> None:
         """``nbytes`` were read into the buffer :meth:`get_buffer` returned."""
-        view = self._read_view
-        assert view is not None
-        if self.conn.receive_data(view[:nbytes]):
+        if self.conn.receive_data(self._read_view, nbytes):
             self.process()
 
     def data_received(self, data: Any) -> None:
