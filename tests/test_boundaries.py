@@ -70,9 +70,7 @@ def _annotation_nodes(tree: ast.AST) -> set[int]:
         annotations: list[ast.AST] = []
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.returns:
             annotations.append(node.returns)
-        elif isinstance(node, ast.arg) and node.annotation is not None:
-            annotations.append(node.annotation)
-        elif isinstance(node, ast.AnnAssign):
+        elif isinstance(node, (ast.arg, ast.AnnAssign)) and node.annotation is not None:
             annotations.append(node.annotation)
         for annotation in annotations:
             inside.update(id(sub) for sub in ast.walk(annotation))

@@ -158,9 +158,7 @@ def test_large_frame_many_small_chunks_is_not_quadratic(codec) -> None:
 
 def test_feed_takes_the_first_size_bytes_of_a_reused_buffer(codec) -> None:
     """feed(buffer, size) decodes what feed(buffer[:size]) would, without the slice."""
-    stream = b"".join(
-        frame_bytes(0x82, bytes([i]) * (i * 7), os.urandom(4)) for i in range(1, 40)
-    )
+    stream = b"".join(frame_bytes(0x82, bytes([i]) * (i * 7), os.urandom(4)) for i in range(1, 40))
     buffer = bytearray(4096)
     whole = codec.FrameDecoder("server")
     reused = codec.FrameDecoder("server")

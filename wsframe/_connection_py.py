@@ -373,8 +373,9 @@ class Connection:
         """Process bytes received from the peer (the first ``size`` of ``data`` if given).
 
         A driver reading into a reusable buffer passes it whole, with the
-        count, rather than a slice of it. Returns whether the driver has anything to do beyond the messages
-        already given to :attr:`on_message`: :meth:`events` to take,
+        count, rather than a slice of it. Returns whether the driver has
+        anything to do beyond the messages already given to
+        :attr:`on_message`: :meth:`events` to take,
         :meth:`data_to_send` to write, :attr:`close_transport` set, or
         :attr:`failure_pending`. A driver may skip those checks when it is
         false, which is the common case of a read that brought only messages.
