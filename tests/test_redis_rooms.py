@@ -786,3 +786,104 @@ async def test_chat_presence_leave_when_a_server_is_killed(
     latency = await _leave_reaches_bob(redis_server, str(tmp_path / "h.sqlite3"), signal.SIGKILL)
     print(f"SIGKILL: leave after {latency:.3f} s")
     assert latency < 5.0 + 1.0 + 1.0  # presence TTL + a heartbeat + slack
+
+
+def _worker_of(server_port: int, client_port: int, pids: list[int]) -> Optional[int]:
+    """Which of ``pids`` holds the server side of the TCP connection from ``client_port``."""
+    inodes = set()
+    with open("/proc/net/tcp") as table:
+        for line in table.readlines()[1:]:
+            fields = line.split()
+            local, remote = fields[1], fields[2]
+            if int(local.split(":")[1], 16) == server_port and (
+                int(remote.split(":")[1], 16) == client_port
+            ):
+                inodes.add(f"socket:[{fields[9]}]")
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                        return pid
+    return None
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="needs Linux's /proc")
+@async_test(timeout=90)
+async def test_chat_worker_killed_is_replaced(redis_server: RedisServer, tmp_path: Path) -> None:
+    port = free_port()
+    chat = _chat(port, "--workers", "2", "--db", str(tmp_path / "h.sqlite3"),
+                 "--redis", redis_server.url)  # fmt: skip
+    assert chat.stdout is not None
+    lines: list[str] = []
+
+    async def line() -> str:
+        assert chat.stdout is not None
+        text: str = await within(asyncio.to_thread(chat.stdout.readline), 20)
+        assert text, "the chat's output ended"
+        lines.append(text)
+        return text
+
+    def pids() -> list[int]:
+        return [int(x.split("(pid ")[1].rstrip(")\n")) for x in lines if "(pid " in x]
+
+    clients: dict[str, tuple[WebSocket, int]] = {}  # nick -> (connection, worker pid)
+    try:
+        while sum("listening on" in x for x in lines) < 2:
+            await line()
+        for i in range(40):  # until both workers have a client
+            sock = socket.create_connection(("127.0.0.1", port))
+            ws = await connect(f"ws://127.0.0.1:{port}/ws", sock=sock).__aenter__()
+            owner = _worker_of(port, sock.getsockname()[1], pids())  # accepted by now
+            assert owner is not None
+            await ws.send(json.dumps({"type": "hello", "nick": f"u{i}"}))
+            await _expect(ws, "welcome")
+            await ws.send(json.dumps({"type": "join", "room": "general"}))
+            await _expect(ws, "joined")
+            clients[f"u{i}"] = (ws, owner)
+            if len({pid for _, pid in clients.values()}) == 2:
+                break
+        killed = next(iter(clients.values()))[1]
+        gone = sorted(nick for nick, (_, pid) in clients.items() if pid == killed)
+        staying = [ws for ws, pid in clients.values() if pid != killed]
+        assert gone and staying
+        # Every client's presence is known everywhere before the kill.
+        for ws in staying:
+            await ws.send(json.dumps({"type": "rooms"}))
+            users = next(r["users"] for r in (await _expect(ws, "rooms"))["rooms"]
+                         if r["room"] == "general")  # fmt: skip
+            if users != sorted(clients):
+                await asyncio.sleep(0.5)
+        started = time.monotonic()
+        os.kill(killed, signal.SIGKILL)
+        # The survivors see the killed worker's users leave (its presence expires).
+        for ws in staying:
+            left: set[str] = set()
+            while left != set(gone):
+                for change in (await _expect(ws, "presence"))["changes"]:
+                    if change["action"] == "leave" and change["room"] == "general":
+                        left.add(change["nick"])
+        leave_latency = time.monotonic() - started
+        assert leave_latency < 7.0, leave_latency
+        # The chat is still up, with a new worker.
+        while "replaces" not in "".join(lines) and sum("listening on" in x for x in lines) < 3:
+            await line()
+        assert chat.poll() is None
+        # A user of the killed worker comes back under its nickname and talks.
+        ws, _ = await _chat_client(port, gone[0])
+        await ws.send(json.dumps({"type": "join", "room": "general"}))
+        await _expect(ws, "joined")
+        await ws.send(json.dumps({"type": "message", "room": "general", "text": "back"}))
+        for other in staying:
+            await _expect(other, "message", text="back")
+        print(f"worker SIGKILL: leaves after {leave_latency:.3f} s, "
+              f"{gone[0]} back and heard after {time.monotonic() - started:.3f} s")  # fmt: skip
+        await ws.close()
+    finally:
+        for ws, _ in clients.values():
+            with contextlib.suppress(Exception):
+                await within(ws.close(), 2)
+        _stop(chat)
+        _, err = chat.communicate(timeout=30)
+    assert chat.returncode == 0, err
+    assert f"worker {killed} exited with -9" in err and "replaces it" in err
