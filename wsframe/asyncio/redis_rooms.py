@@ -37,7 +37,16 @@ Presence
     processes see them at once. Every heartbeat each process re-reads the
     snapshots: a process that died without saying goodbye (SIGKILL, machine
     lost) disappears from :meth:`presence` within ``presence_ttl`` plus one
-    heartbeat. The view is eventually consistent.
+    heartbeat. :meth:`close` says goodbye: the others drop its members at
+    once. The view is eventually consistent.
+
+    ``on_presence(room, member, action)`` reports every change of that view,
+    whichever process caused it: ``"join"`` when ``member`` appears in
+    :meth:`presence` of ``room``, ``"leave"`` when it disappears (a leave, a
+    closed connection, a process that closed or died). After a Redis outage
+    the others' members are kept for ``presence_ttl`` (the time their
+    processes have to write their presence again), so a restarted Redis does
+    not make everyone leave and come back.
 """
 
 from __future__ import annotations
@@ -72,6 +81,10 @@ _BATCH = 512
 _POLL = 0.02
 
 ErrorCallback = Callable[[BaseException, int], None]
+#: ``on_presence(room, member, action)``, ``action`` being ``"join"`` or ``"leave"``.
+PresenceCallback = Callable[[str, str, str], None]
+#: How long :meth:`RedisRooms.close` keeps cancelling tasks that have not stopped.
+_STOP_TIMEOUT = 2.0
 
 
 def _redis_errors() -> tuple[type[BaseException], ...]:
@@ -91,7 +104,10 @@ class RedisRooms:
     with the number of messages it dropped; it must not block.
     ``max_buffer``/``on_slow`` are the defaults of :meth:`send` and of the
     local delivery of messages from other processes (see
-    :func:`~wsframe.asyncio.broadcast`).
+    :func:`~wsframe.asyncio.broadcast`). ``on_presence(room, member, action)``
+    is called on the event loop for every change of :meth:`presence`, local
+    or remote (see the module's documentation); it must not block, and it may
+    be called from inside :meth:`join`, :meth:`leave` and :meth:`leave_all`.
 
     Only ``str`` and bytes-like messages can cross processes. Call
     :meth:`start` (or enter ``async with``) before using it from the event
@@ -113,6 +129,7 @@ class RedisRooms:
         on_error: Optional[ErrorCallback] = None,
         max_buffer: Optional[int] = DEFAULT_MAX_BUFFER,
         on_slow: str = "skip",
+        on_presence: Optional[PresenceCallback] = None,
     ) -> None:
         if presence_ttl <= heartbeat_interval:
             raise ValueError("presence_ttl must be longer than heartbeat_interval")
@@ -128,6 +145,8 @@ class RedisRooms:
         self.on_error = on_error
         self.max_buffer = max_buffer
         self.on_slow = on_slow
+        #: Called with ``(room, member, action)`` for every change of :meth:`presence`.
+        self.on_presence = on_presence
         #: Counters: ``published``, ``received`` (from other processes),
         #: ``dropped`` (publishes lost to a failure or a full queue),
         #: ``errors`` (failed Redis operations), ``reconnects``.
@@ -145,6 +164,13 @@ class RedisRooms:
         self._snapshot_dirty = True
         #: process id -> (version, {room: {member names}})
         self._remote: dict[str, tuple[int, dict[str, set[str]]]] = {}
+        #: room -> {member name: processes (this one included) where it is present}
+        self._global: dict[str, collections.Counter[str]] = {}
+        #: process id -> (version of its goodbye, when it came): its older news is stale
+        self._gone: dict[str, tuple[int, float]] = {}
+        #: Since when Redis has answered without interruption (None: not now). A
+        #: process missing from Redis is dropped only after presence_ttl of this.
+        self._healthy_since: Optional[float] = None
         self._queue: collections.deque[tuple[str, bytes]] = collections.deque()
         self._wake: Optional[asyncio.Event] = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -154,6 +180,7 @@ class RedisRooms:
         self._retry_at = 0.0
         self._backoff = 0.0
         self._closing = False
+        self._stopping = False
         self._own = self.process_id.encode() + b"\x00"
 
     # ------------------------------------------------------------ lifecycle
@@ -169,12 +196,20 @@ class RedisRooms:
                 self.url, socket_connect_timeout=2.0, socket_timeout=5.0
             )
         self._wake = asyncio.Event()
-        self._closing = False
+        self._closing = self._stopping = False
+        self._healthy_since = None
         for coro in (self._publisher(), self._subscriber(), self._heartbeat()):
             self._tasks.append(asyncio.ensure_future(coro))
 
     async def close(self) -> None:
-        """Publish what is queued (briefly), say goodbye, stop the tasks and disconnect."""
+        """Publish what is queued (briefly), stop the tasks, say goodbye and disconnect.
+
+        The goodbye deletes this process's presence and tells the others, which
+        drop its members at once (``on_presence`` reports each as a leave there).
+        Returns within a few milliseconds when Redis is up or refuses
+        connections; a Redis that accepts but does not answer costs at most
+        about 4 s (the goodbye and the disconnect are bounded at 2 s each).
+        """
         if self._closing:
             return
         self._closing = True
@@ -183,15 +218,7 @@ class RedisRooms:
             deadline = time.monotonic() + 1.0
             while self._queue and time.monotonic() < deadline:
                 await asyncio.sleep(0.01)
-        for task in self._tasks:
-            task.cancel()
-        if self._tasks:
-            # Bounded: a task stuck in the client's own reconnect logic must
-            # not keep a worker from exiting.
-            _, stuck = await asyncio.wait(self._tasks, timeout=2.0)
-            if stuck:
-                logger.warning("redis rooms: %d task(s) did not stop within 2 s", len(stuck))
-        self._tasks = []
+        await self._stop_tasks()
         client = self._client
         if client is not None:
             with contextlib.suppress(*_redis_errors()):
@@ -201,6 +228,38 @@ class RedisRooms:
                     await asyncio.wait_for(client.aclose(), 2.0)
                 self._client = None
         self._subscribed = False
+
+    async def _stop_tasks(self) -> None:
+        """Cancel the background tasks until they have all stopped (bounded).
+
+        One cancellation is not always enough: on Python < 3.12,
+        ``asyncio.wait_for`` swallows a cancellation that arrives as the
+        operation it wraps completes (CPython gh-86296), and redis-py wraps
+        every command it sends in it (``send_packed_command`` with a
+        ``socket_timeout``). A task that lost its cancellation that way goes
+        on; it is cancelled again, and its loop also ends on ``_stopping``.
+        """
+        self._stopping = True
+        if self._wake is not None:
+            self._wake.set()
+        pending = {task for task in self._tasks if not task.done()}
+        deadline = time.monotonic() + _STOP_TIMEOUT
+        while pending:
+            for task in pending:
+                task.cancel()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                logger.warning(
+                    "redis rooms: %d task(s) did not stop within %.0f s",
+                    len(pending),
+                    _STOP_TIMEOUT,
+                )
+                break
+            _, pending = await asyncio.wait(pending, timeout=min(0.05, remaining))
+        for task in self._tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                logger.error("redis rooms: task failed", exc_info=task.exception())
+        self._tasks = []
 
     async def __aenter__(self) -> RedisRooms:
         await self.start()
@@ -246,6 +305,7 @@ class RedisRooms:
         counter[name] += 1
         if counter[name] == 1:
             self._changed("join", room, name)
+            self._count(room, name, 1)
 
     def leave(self, room: str, ws: WebSocket) -> None:
         """Remove ``ws`` from ``room``."""
@@ -261,6 +321,7 @@ class RedisRooms:
             if not counter:
                 del self._local_names[room]
             self._changed("leave", room, name)
+            self._count(room, name, -1)
 
     def leave_all(self, ws: WebSocket) -> None:
         """Remove ``ws`` from every room (called when it closes)."""
@@ -278,17 +339,11 @@ class RedisRooms:
 
     def presence(self, room: str) -> set[str]:
         """The member names in ``room`` across all processes (eventually consistent)."""
-        result = set(self._local_names.get(room, ()))
-        for _, rooms in self._remote.values():
-            result.update(rooms.get(room, ()))
-        return result
+        return set(self._global.get(room, ()))
 
     def all_rooms(self) -> list[str]:
         """Every room with members in any process, sorted."""
-        result = set(self._local_names)
-        for _, rooms in self._remote.values():
-            result.update(room for room, names in rooms.items() if names)
-        return sorted(result)
+        return sorted(self._global)
 
     def send(
         self,
@@ -361,6 +416,52 @@ class RedisRooms:
             self._queue.append((f"{self.prefix}:events", json.dumps(event).encode()))
             self._wake.set()
 
+    def _count(self, room: str, name: str, delta: int) -> None:
+        """Count ``name`` in ``room`` once more (``delta`` 1) or less (-1) in the global view."""
+        counter = self._global.get(room)
+        if counter is None:
+            if delta < 0:
+                return
+            counter = self._global[room] = collections.Counter()
+        before = counter[name]
+        after = before + delta
+        if after > 0:
+            counter[name] = after
+        else:
+            del counter[name]
+            if not counter:
+                del self._global[room]
+        if before <= 0 < after:
+            self._notify(room, name, "join")
+        elif after <= 0 < before:
+            self._notify(room, name, "leave")
+
+    def _notify(self, room: str, name: str, action: str) -> None:
+        if self.on_presence is not None:
+            try:
+                self.on_presence(room, name, action)
+            except Exception:  # pragma: no cover - the app's bug
+                logger.exception("on_presence callback failed")
+
+    def _set_remote(self, pid: str, version: int, rooms: Optional[dict[str, set[str]]]) -> None:
+        """Replace what is known of process ``pid`` (None: it is gone), reporting the changes."""
+        old = self._remote.pop(pid, None)
+        old_rooms = old[1] if old is not None else {}
+        new_rooms = rooms if rooms is not None else {}
+        if rooms is not None:
+            self._remote[pid] = (version, rooms)
+        for room in sorted(old_rooms):
+            for name in sorted(old_rooms[room] - new_rooms.get(room, set())):
+                self._count(room, name, -1)
+        for room in sorted(new_rooms):
+            for name in sorted(new_rooms[room] - old_rooms.get(room, set())):
+                self._count(room, name, 1)
+
+    def _stale(self, pid: str, version: int) -> bool:
+        """Whether news of ``pid`` at ``version`` predates its goodbye."""
+        gone = self._gone.get(pid)
+        return gone is not None and version <= gone[0]
+
     def _snapshot(self) -> bytes:
         rooms = {room: sorted(names) for room, names in self._local_names.items()}
         return json.dumps({"v": self._version, "rooms": rooms}).encode()
@@ -369,10 +470,10 @@ class RedisRooms:
         assert self._wake is not None and self._client is not None
         wake, client, queue = self._wake, self._client, self._queue
         errors = _redis_errors()
-        while True:
+        while not self._stopping:
             await wake.wait()
             wake.clear()
-            while queue:
+            while queue and not self._stopping:
                 if self._publish_failing and time.monotonic() < self._retry_at:
                     dropped = len(queue)
                     queue.clear()
@@ -387,6 +488,7 @@ class RedisRooms:
                         await pipe.execute()
                 except errors as exc:
                     self._failed("publish", exc, len(batch))
+                    await self._forget_idle_connections()
                     self._publish_failing = True
                     self._backoff = min(self.max_backoff, max(0.05, self._backoff * 2))
                     self._retry_at = time.monotonic() + self._backoff
@@ -396,6 +498,18 @@ class RedisRooms:
                     logger.warning("redis: publishing works again")
                     self._publish_failing = False
                     self._backoff = 0.0
+
+    async def _forget_idle_connections(self) -> None:
+        """Close the client's idle pooled connections after a failure.
+
+        A connection left idle in the pool across a Redis restart leads to
+        the old server: its next command would fail, and a publish sent on it
+        would be lost after Redis is back. Closed, it reconnects when used.
+        """
+        pool = getattr(self._client, "connection_pool", None)
+        if pool is not None:
+            with contextlib.suppress(Exception):
+                await pool.disconnect(inuse_connections=False)
 
     def _wanted_channels(self) -> set[str]:
         wanted = {self._channel(room) for room in self._local_names}
@@ -407,7 +521,7 @@ class RedisRooms:
         errors = _redis_errors()
         backoff = 0.05
         first = True
-        while True:
+        while not self._stopping:
             pubsub: PubSub = self._client.pubsub(ignore_subscribe_messages=True)
             try:
                 current = self._wanted_channels()
@@ -417,6 +531,10 @@ class RedisRooms:
                 if not first:
                     self.stats["reconnects"] += 1
                     logger.warning("redis: reconnected and resubscribed")
+                    # Redis may have restarted empty: give the others the
+                    # presence TTL to write their presence again.
+                    self._healthy_since = None
+                    await self._forget_idle_connections()
                 first = False
                 backoff = 0.05
                 self._snapshot_dirty = True
@@ -427,7 +545,7 @@ class RedisRooms:
                     logger.warning("redis: publishing resumes")
                     self._publish_failing = False
                     self._backoff = 0.0
-                while True:
+                while not self._stopping:
                     wanted = self._wanted_channels()
                     if wanted != current:
                         if wanted - current:
@@ -448,6 +566,7 @@ class RedisRooms:
                 if self._subscribed or first:
                     logger.warning("redis: subscriber disconnected (%r); reconnecting", exc)
                 self._subscribed = False
+                self._healthy_since = None
                 self._failed("subscribe", exc)
                 await asyncio.sleep(backoff * (0.5 + random.random()))
                 backoff = min(self.max_backoff, backoff * 2)
@@ -484,31 +603,42 @@ class RedisRooms:
             pid, version, op = event["p"], int(event["v"]), event["op"]
         except (ValueError, KeyError, TypeError):
             return
-        if pid == self.process_id:
+        if pid == self.process_id or self._stale(pid, version):
             return
         if op == "bye":
-            self._remote.pop(pid, None)
+            self._gone[pid] = (version, time.monotonic())
+            self._set_remote(pid, version, None)
             return
         known = self._remote.get(pid)
         if known is not None and version <= known[0]:
             return
+        try:
+            room, name = str(event["r"]), str(event["m"])
+        except KeyError:
+            return
         rooms = known[1] if known is not None else {}
-        names = rooms.setdefault(event["r"], set())
-        if op == "join":
-            names.add(event["m"])
-        else:
-            names.discard(event["m"])
-            if not names:
-                del rooms[event["r"]]
         self._remote[pid] = (version, rooms)
+        names = rooms.setdefault(room, set())
+        if op == "join":
+            if name not in names:
+                names.add(name)
+                self._count(room, name, 1)
+        elif name in names:
+            names.discard(name)
+            self._count(room, name, -1)
+        if not names:
+            del rooms[room]
 
     async def _heartbeat(self) -> None:
         errors = _redis_errors()
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.heartbeat_interval)
+            if self._stopping:
+                break
             try:
                 await self._beat()
             except errors as exc:
+                self._healthy_since = None
                 self._failed("heartbeat", exc)
 
     async def _beat(self) -> None:
@@ -532,8 +662,12 @@ class RedisRooms:
         except BaseException:
             self._snapshot_dirty = True
             raise
+        now = time.monotonic()
         if not refreshed:  # the key was lost (Redis restarted): write it again
             await client.set(key, self._snapshot(), px=ttl)
+            self._healthy_since = None
+        if self._healthy_since is None:
+            self._healthy_since = now
         others = sorted(pid for pid in (m.decode() for m in members) if pid != self.process_id)
         values = (
             await client.mget([f"{self.prefix}:proc:{pid}" for pid in others]) if others else []
@@ -548,20 +682,30 @@ class RedisRooms:
             try:
                 snapshot = json.loads(value)
                 version = int(snapshot["v"])
-                rooms = {room: set(names) for room, names in snapshot["rooms"].items()}
+                rooms = {str(room): set(names) for room, names in snapshot["rooms"].items()}
             except (ValueError, KeyError, TypeError, AttributeError):
+                continue
+            if self._stale(pid, version):
                 continue
             known = self._remote.get(pid)
             if known is None or version >= known[0]:
-                self._remote[pid] = (version, rooms)
-        for pid in list(self._remote):
-            if pid not in seen:
-                del self._remote[pid]
+                self._set_remote(pid, version, rooms)
+        # A process missing from Redis died (its presence expired) or said
+        # goodbye; right after an outage it may only not have written its
+        # presence again yet.
+        if now - self._healthy_since >= self.presence_ttl:
+            for pid in sorted(self._remote):
+                if pid not in seen:
+                    self._set_remote(pid, 0, None)
+        for pid, (_, at) in list(self._gone.items()):
+            if now - at > 2 * self.presence_ttl:
+                del self._gone[pid]
         if dead:
             await client.srem(procs, *dead)
 
     async def _goodbye(self, client: Redis) -> None:
-        event = json.dumps({"p": self.process_id, "v": self._version + 1, "op": "bye"})
+        self._version += 1  # joins after a restart (start() again) are newer than the goodbye
+        event = json.dumps({"p": self.process_id, "v": self._version, "op": "bye"})
         async with client.pipeline(transaction=False) as pipe:
             pipe.delete(f"{self.prefix}:proc:{self.process_id}")
             pipe.srem(f"{self.prefix}:procs", self.process_id)

@@ -7,7 +7,9 @@ is described in ``docs/chat-protocol.md``. Modules: :mod:`.protocol`
 
 ``workers=N`` (``--workers``) runs N processes on one port (``SO_REUSEPORT``),
 sharing rooms through Redis (``redis=URL``, required when N > 1) and one
-SQLite history file in WAL mode.
+SQLite history file in WAL mode. A worker that dies after it was up (killed,
+crashed) is replaced; its clients reconnect to the others meanwhile, and its
+users leave the others' presence when its presence expires.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from .server import ChatServer, ChatSession, RateLimiter
 from .store import HistoryStore, default_db_path
@@ -39,7 +41,14 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-async def _serve(host: str, port: int, db: str, reuse_port: bool = False, **options: Any) -> None:
+async def _serve(
+    host: str,
+    port: int,
+    db: str,
+    reuse_port: bool = False,
+    ready: Optional[Callable[[], None]] = None,
+    **options: Any,
+) -> None:
     loop = asyncio.get_running_loop()
     stop = loop.create_future()
 
@@ -60,6 +69,8 @@ async def _serve(host: str, port: int, db: str, reuse_port: bool = False, **opti
         if chat.shared is not None:
             print(f"rooms shared through {chat.shared.url} (pid {os.getpid()})", flush=True)
         print(f"listening on http://{_url_host(host)}:{server.port}", flush=True)
+        if ready is not None:
+            ready()
         await stop
 
 
@@ -107,10 +118,19 @@ def _run_one(host: str, port: int, path: str, reuse_port: bool, options: dict[st
     return 0
 
 
-def _worker(host: str, port: int, path: str, redis: str, options: dict[str, Any]) -> None:
-    """One worker process of :func:`run_chat` (``workers`` > 1)."""
+def _worker(
+    host: str, port: int, path: str, redis: str, options: dict[str, Any], ready: Any
+) -> None:
+    """One worker process of :func:`run_chat` (``workers`` > 1); sets ``ready`` once it listens."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent turns Ctrl-C into SIGTERM
-    _run_one(host, port, path, True, {**options, "redis": redis})
+    _run_one(host, port, path, True, {**options, "redis": redis, "ready": ready.set})
+
+
+#: A worker that dies after it was listening is replaced, but not more than
+#: this many times within ``RESTART_WINDOW`` seconds (then the chat stops with
+#: exit status 1, as it does when a worker dies before it listens).
+MAX_RESTARTS = 10
+RESTART_WINDOW = 60.0
 
 
 def _free_port(host: str) -> int:
@@ -134,10 +154,19 @@ def _run_workers(
     if port == 0:
         port = _free_port(host)
     context = multiprocessing.get_context("spawn")
-    processes = [
-        context.Process(target=_worker, args=(host, port, path, redis, options), daemon=True)
-        for _ in range(workers)
-    ]
+
+    ready: dict[int, Any] = {}  # id(process) -> its "listening" event
+
+    def new_worker() -> Any:
+        event = context.Event()
+        process = context.Process(
+            target=_worker, args=(host, port, path, redis, options, event), daemon=True
+        )
+        ready[id(process)] = event
+        return process
+
+    processes = [new_worker() for _ in range(workers)]
+    restarts: list[float] = []
     stopping = False
     stopped_at = 0.0
 
@@ -159,12 +188,26 @@ def _run_workers(
         while any(process.is_alive() for process in processes):
             if stopping and time.monotonic() - stopped_at > 10.0:
                 break  # a worker that ignores SIGTERM is killed below
-            for process in processes:
-                process.join(0.2)
-                if process.exitcode not in (None, 0) and not stopping:
-                    print(f"worker {process.pid} exited with {process.exitcode}", file=sys.stderr)
-                    status = 1
-                    stop()
+            for index, process in enumerate(processes):
+                process.join(0.2 / workers)
+                if process.exitcode is None or stopping:
+                    continue
+                now = time.monotonic()
+                print(f"worker {process.pid} exited with {process.exitcode}", file=sys.stderr)
+                restarts[:] = [t for t in restarts if now - t < RESTART_WINDOW]
+                if not ready.pop(id(process)).is_set():
+                    print("it failed to start: stopping", file=sys.stderr)
+                elif len(restarts) >= MAX_RESTARTS:
+                    replaced = f"{len(restarts)} workers replaced within {RESTART_WINDOW:.0f} s"
+                    print(f"{replaced}: stopping", file=sys.stderr)
+                else:
+                    restarts.append(now)
+                    processes[index] = replacement = new_worker()
+                    replacement.start()
+                    print(f"worker {replacement.pid} replaces it", file=sys.stderr, flush=True)
+                    continue
+                status = 1
+                stop()
         return status
     finally:
         for signum, handler in previous.items():

@@ -8,9 +8,12 @@ runs on the event loop thread, so no lock is needed.
 With ``redis=URL`` the rooms are a :class:`wsframe.asyncio.redis_rooms.RedisRooms`:
 several processes (``python -m wsframe chat --workers N``) share rooms,
 presence, nicknames and direct messages. Every identified session is also in
-two internal rooms, :data:`ALL_ROOM` (everyone: presence updates, the global
-nickname list) and ``"@u:" + nickname`` (its direct messages); their names
-cannot clash with a user's room (those start with a letter, digit or ``_``).
+an internal room, ``"@u:" + nickname`` (its direct messages; the name cannot
+clash with a user's room, which starts with a letter, digit or ``_``).
+Presence messages come from the shared presence itself
+(``RedisRooms.on_presence``): each process tells its own sessions about every
+join and leave in any process, including the leaves of a process that stopped
+(at once) or died (when its presence expires).
 """
 
 from __future__ import annotations
@@ -38,8 +41,6 @@ MAX_FRAME_SIZE = 2 * protocol.MAX_MESSAGE_BYTES
 MAX_ROOMS_PER_USER = 20
 #: The room every page opens first, always listed.
 DEFAULT_ROOM = "general"
-#: With Redis: the internal room every identified session is in.
-ALL_ROOM = "@all"
 #: With Redis: the prefix of a session's internal direct-message room.
 DM_ROOM = "@u:"
 
@@ -153,8 +154,10 @@ class ChatServer:
 
     ``redis`` (a URL) shares rooms, presence, nicknames and direct messages
     with the other processes using the same Redis; ``redis_options`` go to
-    :class:`~wsframe.asyncio.redis_rooms.RedisRooms`. The history file is
-    then shared too (committed per message, see :class:`HistoryStore`).
+    :class:`~wsframe.asyncio.redis_rooms.RedisRooms` (the chat sets its
+    ``on_presence``). Every process then sends its sessions the presence
+    changes of all processes. The history file is shared too (committed per
+    message, see :class:`HistoryStore`).
     A nickname held in another process cannot be re-claimed with its token
     until that connection closes.
     """
@@ -183,6 +186,7 @@ class ChatServer:
         self.rooms: Union[Rooms, RedisRooms]
         if redis is not None:
             options = {"prefix": "wsframe-chat", **(redis_options or {})}
+            options["on_presence"] = self._shared_presence
             self.rooms = self.shared = RedisRooms(redis, **options)
         else:
             self.rooms = Rooms()
@@ -194,6 +198,7 @@ class ChatServer:
         self._pending_presence: list[dict[str, str]] = []
         self._presence_timer: Optional[asyncio.TimerHandle] = None
         self._commit_timer: Optional[asyncio.TimerHandle] = None
+        self._closed = False
         #: The Listener class given to ``serve``: one session per connection.
         self.session: type[ChatSession] = type("ChatSession", (ChatSession,), {"server": self})
         self._pages = {path: (_read_page(name), ctype) for path, (name, ctype) in _STATIC.items()}
@@ -246,6 +251,7 @@ class ChatServer:
 
     def close(self) -> None:
         """Cancel the timers and commit the history."""
+        self._closed = True
         for timer in (self._presence_timer, self._commit_timer):
             if timer is not None:
                 timer.cancel()
@@ -282,7 +288,8 @@ class ChatServer:
             return
         for room in sorted(session.rooms):
             self.rooms.leave(room, ws)
-            self._presence(room, nick, "leave")
+            if self.shared is None:  # else: reported by on_presence
+                self._presence(room, nick, "leave")
         session.rooms.clear()
         self.rooms.leave_all(ws)
         del self.online[ws]
@@ -333,7 +340,6 @@ class ChatServer:
         self.by_nick[key] = session
         self.online[session.ws] = session
         if self.shared is not None:
-            self.shared.join(ALL_ROOM, session.ws, nick)
             self.shared.join(DM_ROOM + key, session.ws, nick)
         session.send(
             protocol.encode(
@@ -361,10 +367,10 @@ class ChatServer:
                 )
             session.rooms.add(room)
             if self.shared is not None:
-                self.shared.join(room, session.ws, session.nick)
+                self.shared.join(room, session.ws, session.nick)  # on_presence reports it
             else:
                 self.rooms.join(room, session.ws)
-            self._presence(room, session.nick, "join")
+                self._presence(room, session.nick, "join")
         history = [message.as_dict() for message in self.store.recent(room)]
         session.send(protocol.encode("joined", room=room, users=self.users(room), history=history))
 
@@ -375,7 +381,8 @@ class ChatServer:
             raise ProtocolViolation("not_in_room", f"you are not in {room!r}", "leave")
         session.rooms.discard(room)
         self.rooms.leave(room, session.ws)
-        self._presence(room, session.nick, "leave")
+        if self.shared is None:  # else: reported by on_presence
+            self._presence(room, session.nick, "leave")
         session.send(protocol.encode("left", room=room))
         if not self.rooms.members(room):
             self.store.forget(room)
@@ -435,7 +442,14 @@ class ChatServer:
 
     # --------------------------------------------------------------- timers
 
+    def _shared_presence(self, room: str, member: str, action: str) -> None:
+        """``RedisRooms.on_presence``: a change in any process, for this process's sessions."""
+        if not room.startswith("@"):  # internal rooms are not shown
+            self._presence(room, member, action)
+
     def _presence(self, room: str, nick: str, action: str) -> None:
+        if self._closed:
+            return
         self._pending_presence.append({"room": room, "nick": nick, "action": action})
         if self._presence_timer is None:
             loop = asyncio.get_running_loop()
@@ -446,11 +460,7 @@ class ChatServer:
         changes, self._pending_presence = self._pending_presence, []
         if not changes:
             return
-        message = protocol.encode("presence", changes=changes)
-        if self.shared is not None:
-            self.shared.send(ALL_ROOM, message)
-        else:
-            broadcast(self.online, message)
+        broadcast(self.online, protocol.encode("presence", changes=changes))
 
     def _schedule_commit(self) -> None:
         if self._commit_timer is None:
