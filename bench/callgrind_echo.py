@@ -3,6 +3,7 @@
     python bench/callgrind_echo.py measure [--targets listener,handler] [--sizes 256,16384]
     python bench/callgrind_echo.py check [--baseline bench/callgrind_baseline.json]
     python bench/callgrind_echo.py update [--baseline bench/callgrind_baseline.json]
+    python bench/callgrind_echo.py compare BASE.json NEW.json   (two ``measure --json`` outputs)
 
 Wall-clock rates on a shared 2-core machine move by 10-30 % from run to run;
 instruction counts do not: callgrind counts the same instructions for the same
@@ -24,8 +25,11 @@ with different message counts, so the interpreter's start-up cancels out.
 ``check`` compares with the committed baseline and fails (exit 1) when a
 figure grew by more than ``--tolerance`` (3 %); ``update`` rewrites the
 baseline — a deliberate, reviewed commit. The baseline records the
-interpreter, Cython and compiler it was taken with; ``check`` refuses to
-compare counts from another toolchain (exit 2) rather than report noise.
+interpreter, Cython, event loop and compiler it was taken with; ``check``
+refuses to compare counts from another toolchain (exit 2) rather than report
+noise. Where the toolchain is not the baseline's (a CI runner), measure both
+trees in the same job and ``compare`` the two: the same rule, base against
+change.
 """
 
 from __future__ import annotations
@@ -292,6 +296,23 @@ def measure(targets: list[str], sizes: list[int]) -> dict[str, float]:
     return figures
 
 
+def _compare(base: dict[str, float], new: dict[str, float], tolerance: float) -> int:
+    """Print each figure against its base; 1 if one grew by more than ``tolerance``."""
+    worse = []
+    for key, value in new.items():
+        reference = base.get(key)
+        if reference is None:
+            continue
+        change = value / reference - 1
+        print(f"{key}\t{value:,.1f}\tbase {reference:,.1f}\t{change:+.1%}")
+        if change > tolerance:
+            worse.append(key)
+    if worse:
+        print(f"regression over {tolerance:.0%}: {', '.join(worse)}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -305,44 +326,42 @@ def main() -> int:
         p.add_argument("--sizes", default=",".join(map(str, SIZES)))
         p.add_argument("--baseline", default=DEFAULT_BASELINE)
         p.add_argument("--tolerance", type=float, default=0.03)
+        p.add_argument("--json", help="measure: also write the figures here")
+    compare = sub.add_parser("compare")
+    compare.add_argument("base")
+    compare.add_argument("new")
+    compare.add_argument("--tolerance", type=float, default=0.03)
     args = parser.parse_args()
     if args.command == "run":
         workload(args.target, args.size, args.count)
         return 0
+    if args.command == "compare":
+        with open(args.base) as f, open(args.new) as g:
+            base, new = json.load(f)["instructions"], json.load(g)["instructions"]
+        return _compare(base, new, args.tolerance)
     targets = args.targets.split(",")
     sizes = [int(s) for s in args.sizes.split(",")]
-    if args.command == "update":
-        figures = measure(targets, sizes)
-        with open(args.baseline, "w") as f:
-            json.dump({"toolchain": toolchain(), "instructions": figures}, f, indent=1)
-            f.write("\n")
-        print(f"baseline written to {args.baseline}")
-        return 0
-    if args.command == "measure":
-        for key, value in measure(targets, sizes).items():
-            print(f"{key}\t{value:,.1f}")
-        return 0
-    with open(args.baseline) as f:
-        baseline = json.load(f)
-    if baseline["toolchain"] != toolchain():
-        print(
-            f"toolchain differs from the baseline's: {toolchain()} != {baseline['toolchain']}",
-            file=sys.stderr,
-        )
-        return 2
+    if args.command == "check":
+        with open(args.baseline) as f:
+            baseline = json.load(f)
+        if baseline["toolchain"] != toolchain():
+            print(
+                f"toolchain differs from the baseline's: {toolchain()} != {baseline['toolchain']}",
+                file=sys.stderr,
+            )
+            return 2
+        return _compare(baseline["instructions"], measure(targets, sizes), args.tolerance)
     figures = measure(targets, sizes)
-    worse = []
-    for key, value in figures.items():
-        base = baseline["instructions"].get(key)
-        if base is None:
-            continue
-        change = value / base - 1
-        print(f"{key}\t{value:,.1f}\tbaseline {base:,.1f}\t{change:+.1%}")
-        if change > args.tolerance:
-            worse.append(key)
-    if worse:
-        print(f"regression over {args.tolerance:.0%}: {', '.join(worse)}", file=sys.stderr)
-        return 1
+    report = {"toolchain": toolchain(), "instructions": figures}
+    path = args.baseline if args.command == "update" else args.json
+    if path:
+        with open(path, "w") as f:
+            json.dump(report, f, indent=1)
+            f.write("\n")
+        print(f"written to {path}")
+    if args.command == "measure":
+        for key, value in figures.items():
+            print(f"{key}\t{value:,.1f}")
     return 0
 
 

@@ -28,6 +28,7 @@ from typing import Any, Callable, Optional, Union
 
 from ..asyncio import Listener, Rooms, Server, WebSocket, broadcast, serve
 from ..asyncio.redis_rooms import RedisRooms
+from ..ratelimit import TokenBucket
 from . import protocol
 from .protocol import Command, ProtocolViolation
 from .store import DEFAULT_HISTORY, HistoryStore
@@ -69,30 +70,26 @@ def _now_ms() -> int:
 class RateLimiter:
     """A token bucket (``rate`` messages per second, bursts of ``burst``) plus abuse tracking.
 
-    :meth:`allow` spends a token. Each refused message adds a strike; strikes
-    fade at one per second, and more than ``abuse_limit`` of them means
-    sustained flooding (the server then closes the connection with 1008).
+    :meth:`allow` spends a token of a :class:`wsframe.ratelimit.TokenBucket`.
+    Each refused message adds a strike; strikes fade at one per second, and
+    more than ``abuse_limit`` of them means sustained flooding (the server
+    then closes the connection with 1008).
     """
 
-    __slots__ = ("abuse_limit", "burst", "rate", "strikes", "tokens", "updated")
+    __slots__ = ("abuse_limit", "bucket", "strikes", "updated")
 
     def __init__(self, rate: float, burst: float, abuse_limit: float) -> None:
-        self.rate = rate
-        self.burst = burst
+        self.bucket = TokenBucket(rate, burst)
         self.abuse_limit = abuse_limit
-        self.tokens = burst
         self.strikes = 0.0
         self.updated = time.monotonic()
 
     def allow(self) -> bool:
         """Spend a token if there is one."""
         now = time.monotonic()
-        elapsed = now - self.updated
+        self.strikes = max(0.0, self.strikes - (now - self.updated))
         self.updated = now
-        self.tokens = min(self.burst, self.tokens + elapsed * self.rate)
-        self.strikes = max(0.0, self.strikes - elapsed)
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
+        if self.bucket.take():
             return True
         self.strikes += 1.0
         return False
