@@ -24,10 +24,14 @@ cdef class DriverCore:
     cdef public object listener
     cdef public Py_ssize_t max_queue
     cdef public bint opened
+    cdef public object reader_waiter
     cdef public bint reading_paused
     cdef public object transport
+    cdef public object writer_waiter
     cdef public bint writing_paused
 
+    cpdef wake_reader(self)
+    cpdef wake_writer(self)
     cpdef process(self)
     cpdef deliver(self, object message)
     cpdef send_message(self, object message)

@@ -96,8 +96,9 @@ class DriverCore:
     there is one (the callback style), else keeps messages in the inbox.
 
     A concrete driver subclasses it and provides the I/O model's parts:
-    :meth:`call_soon`, :meth:`call_later`, :meth:`wake_reader` and
-    :meth:`wake_writer` (how waiting readers and writers are woken), and
+    :meth:`call_soon` and :meth:`call_later`, how readers and writers wait
+    (futures in :attr:`reader_waiter`/:attr:`writer_waiter`, which the core
+    resolves, or overrides of :meth:`wake_reader`/:meth:`wake_writer`), and
     :meth:`handle_event` for the events it reacts to (the request, the
     handshake's outcome, pongs, close frames). ``docs/drivers.md`` shows how
     the asyncio, uvicorn and threaded drivers do it.
@@ -119,8 +120,10 @@ class DriverCore:
         "listener",
         "max_queue",
         "opened",
+        "reader_waiter",
         "reading_paused",
         "transport",
+        "writer_waiter",
         "writing_paused",
     )
 
@@ -140,6 +143,12 @@ class DriverCore:
         self.reading_paused = False
         #: Whether the transport's write buffer is over its high-water mark.
         self.writing_paused = False
+        #: What a reader waiting for a message waits on: an object with
+        #: ``done()`` and ``set_result(None)`` (an asyncio or concurrent.futures
+        #: future) that :meth:`wake_reader` resolves, or None.
+        self.reader_waiter: Any = None
+        #: The same for a writer waiting for the write buffer to drain.
+        self.writer_waiter: Any = None
         #: Whether the opening handshake completed (``on_open`` was called).
         self.opened = False
         #: Drop messages instead of queueing them: the application said it
@@ -174,10 +183,27 @@ class DriverCore:
         raise NotImplementedError
 
     def wake_reader(self) -> None:
-        """A message (or the end of the connection) is ready for a waiting reader."""
+        """A message (or the end of the connection) is ready for a waiting reader.
+
+        Resolves :attr:`reader_waiter` if there is one; a driver that waits
+        otherwise (a condition variable) overrides it.
+        """
+        waiter = self.reader_waiter
+        if waiter is not None:
+            self.reader_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
 
     def wake_writer(self) -> None:
-        """Writers waiting for the write buffer to drain may go on (or the end came)."""
+        """Writers waiting for the write buffer to drain may go on (or the end came).
+
+        Resolves :attr:`writer_waiter` if there is one, as :meth:`wake_reader`.
+        """
+        waiter = self.writer_waiter
+        if waiter is not None:
+            self.writer_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
 
     def handle_event(self, event: Event) -> None:
         """An event other than a message: a request, the handshake's outcome,

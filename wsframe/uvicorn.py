@@ -316,7 +316,7 @@ class WSFrameProtocol(AsyncioDriver):
                 return {"type": "websocket.receive", "bytes": message}
             if self._disconnect is not None:
                 return self._disconnect  # read again after the end: nothing follows it
-            await self.wait_reader_woken()
+            await self.reader_woken()
 
     async def asgi_send(self, message: dict[str, Any]) -> None:
         """ASGI ``send``: a message from the application."""

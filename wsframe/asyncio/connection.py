@@ -302,13 +302,10 @@ class WebSocket(AsyncioDriver):
 
     # -------------------------------------------------------------- reading
 
-    async def recv(self) -> Message:
-        """Wait for the next message: ``str`` for text, ``bytes`` for binary.
-
-        Raises :class:`ConnectionClosed` once the connection is closed and
-        every message received before was read.
-        """
-        return await self.next_message()
+    #: Wait for the next message: ``str`` for text, ``bytes`` for binary.
+    #: Raises :class:`ConnectionClosed` once the connection is closed and every
+    #: message received before was read.
+    recv = AsyncioDriver.next_message
 
     def __aiter__(self) -> AsyncIterator[Message]:
         return self._iterate()

@@ -4,8 +4,8 @@
 :class:`asyncio.BufferedProtocol`: the event loop reads into the core's
 shared buffer and calls it synchronously, timers are the loop's, and a
 coroutine waits for a message (:meth:`~AsyncioDriver.next_message`) or for
-the write buffer to drain (:meth:`~AsyncioDriver.drain`) on a future that
-the core's wake-ups resolve. :class:`wsframe.asyncio.WebSocket` (the
+the write buffer to drain (:meth:`~AsyncioDriver.wait_drained`) on a future
+that the core's wake-ups resolve. :class:`wsframe.asyncio.WebSocket` (the
 application's API) and :class:`wsframe.uvicorn.WSFrameProtocol` (ASGI) are
 built on it.
 """
@@ -23,22 +23,15 @@ __all__ = ["AsyncioDriver", "Message"]
 Message = Union[str, bytes]
 
 
-def _resolve(waiter: Optional[asyncio.Future[None]]) -> None:
-    if waiter is not None and not waiter.done():
-        waiter.set_result(None)
-
-
 class AsyncioDriver(DriverCore, asyncio.BufferedProtocol):
     """The driver core on an asyncio event loop (uvloop included)."""
 
-    __slots__ = ("_drain_waiter", "_read_waiter", "loop")
+    __slots__ = ("loop",)
 
     def __init__(self, conn: Any, listener: Any = None) -> None:
         super().__init__(conn, listener)
         #: The event loop, from ``connection_made`` on.
         self.loop: Optional[asyncio.AbstractEventLoop] = None
-        self._read_waiter: Optional[asyncio.Future[None]] = None
-        self._drain_waiter: Optional[asyncio.Future[None]] = None
 
     def connection_made(self, transport: Any) -> None:
         """The transport is up (any asyncio or uvloop transport)."""
@@ -59,28 +52,13 @@ class AsyncioDriver(DriverCore, asyncio.BufferedProtocol):
         """Run ``callback()`` after ``delay`` seconds."""
         return self.event_loop().call_later(delay, callback)
 
-    def wake_reader(self) -> None:
-        """Resolve the future :meth:`next_message` waits on."""
-        waiter = self._read_waiter
-        if waiter is not None:
-            self._read_waiter = None
-            _resolve(waiter)
-
-    def wake_writer(self) -> None:
-        """Resolve the future :meth:`drain` waits on."""
-        waiter = self._drain_waiter
-        if waiter is not None:
-            self._drain_waiter = None
-            _resolve(waiter)
-
-    async def wait_reader_woken(self) -> None:
-        """Wait for the next :meth:`wake_reader`: a message, or the end, arrived."""
-        waiter = self._read_waiter = self.event_loop().create_future()
-        try:
-            await waiter
-        finally:
-            if self._read_waiter is waiter:
-                self._read_waiter = None
+    def reader_woken(self) -> asyncio.Future[None]:
+        """A future resolved by the next :meth:`wake_reader`: await it to wait for a
+        message, or the end (a cancelled wait leaves a done future, which the
+        core skips)."""
+        loop = self.loop
+        waiter = self.reader_waiter = (loop or self.event_loop()).create_future()
+        return waiter
 
     async def next_message(self) -> Message:
         """Wait for the next message of the inbox.
@@ -96,13 +74,13 @@ class AsyncioDriver(DriverCore, asyncio.BufferedProtocol):
                 self.transport is None and self.conn.state is not State.CONNECTING
             ):
                 raise self.closed_error()
-            await self.wait_reader_woken()
+            await self.reader_woken()
 
     async def wait_drained(self) -> None:
         """Wait until the write buffer is below its high-water mark (or the transport
         is gone)."""
         while self.writing_paused and self.transport is not None:
-            waiter = self._drain_waiter
+            waiter = self.writer_waiter
             if waiter is None or waiter.done():
-                waiter = self._drain_waiter = self.event_loop().create_future()
+                waiter = self.writer_waiter = self.event_loop().create_future()
             await asyncio.shield(waiter)
