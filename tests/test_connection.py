@@ -643,3 +643,32 @@ def test_data_before_the_answer_is_bounded(conn_codec) -> None:
     [event] = server.events()
     assert isinstance(event, Rejected) and event.error.status == 400
     assert server.state is State.CLOSED and server.close_transport
+
+
+@pytest.mark.parametrize("second", [1, 2])
+def test_new_message_inside_a_fragmented_one_in_the_same_read(conn_codec, second: int) -> None:
+    """The fast path (on_message) sees the message begun by a frame of the same read."""
+    _, server = handshake()
+    delivered: list[Any] = []
+    server.on_message = delivered.append
+    server.receive_data(frame(conn_codec, 1, b"a", fin=False) + frame(conn_codec, second, b"b"))
+    assert delivered == []
+    assert server.error is not None and server.close_sent is not None
+    assert server.close_sent[0] == 1002
+
+
+def test_whole_messages_between_fragments_in_one_read_are_delivered_in_order(conn_codec) -> None:
+    _, server = handshake()
+    delivered: list[Any] = []
+    server.on_message = delivered.append
+    server.receive_data(
+        frame(conn_codec, 2, b"one")
+        + frame(conn_codec, 1, b"tw", fin=False)
+        + frame(conn_codec, 9, b"ping")
+        + frame(conn_codec, 0, b"o")
+        + frame(conn_codec, 1, b"three")
+    )
+    events = server.events()
+    # A ping event waits to be read: what follows it stays an event, in order.
+    assert delivered == [b"one"]
+    assert events == [Ping(b"ping"), TextMessage("two"), TextMessage("three")]

@@ -18,6 +18,7 @@ cdef class _MaskKeys:
 
 cdef class Connection:
     cdef CMessageAssembler _assembler
+    cdef object _clock
     cdef CFrameDecoder _decoder
     cdef object _deferred_error
     cdef list _events
@@ -62,6 +63,7 @@ cdef class Connection:
     cpdef bint receive_data(self, object data, object size=*)
     @cython.locals(decoder=CFrameDecoder)
     cdef _receive_frames(self, object data, object size=*)
+    cdef CMessageAssembler _message_assembler(self)
     cdef _stash(self, object frames, object error)
     @cython.locals(
         frame=CFrame, assembler=CMessageAssembler, count=Py_ssize_t, index=Py_ssize_t, opcode=int

@@ -77,6 +77,7 @@ class Connection:
 
     __slots__ = (
         "_assembler",
+        "_clock",
         "_decoder",
         "_deferred_error",
         "_events",
@@ -123,9 +124,10 @@ class Connection:
         #: and how many at once; a peer over them is failed with 1008.
         self.max_ping_rate = options.max_ping_rate
         self.max_ping_burst = options.max_ping_burst
+        # The peer's pings are counted in a token bucket made at its first
+        # ping (an idle connection holds none).
+        self._clock = clock
         self._pings: Optional[TokenBucket] = None
-        if options.max_ping_rate is not None:
-            self._pings = TokenBucket(options.max_ping_rate, options.max_ping_burst, clock)
         #: Optional callback for complete messages (``str`` or ``bytes``),
         #: called instead of queueing TextMessage/BinaryMessage events (not
         #: fragments): the fast path of drivers that dispatch at once.
@@ -163,7 +165,10 @@ class Connection:
         self._out: list[bytes] = []
         self._events: list[Event] = []
         self._decoder: Any = None
-        self._assembler = MessageAssembler(options.max_message_size, options.fragments)
+        # Made for the first message that needs it (fragmented, compressed,
+        # or a text frame validated while it arrives); whole uncompressed
+        # messages never do.
+        self._assembler: Optional[MessageAssembler] = None
         # Delivery paused by the application, and what arrived meanwhile.
         self._paused = False
         self._stashed: Optional[collections.deque[Any]] = None
@@ -418,7 +423,6 @@ class Connection:
     def _open(self, deflate: Optional[PerMessageDeflate]) -> None:
         """The handshake succeeded: start exchanging frames."""
         self.deflate = deflate
-        self._assembler.deflate = deflate
         # No frame may exceed the message limit (compressed frames included),
         # so an oversize frame is refused from its header.
         self._decoder = FrameDecoder(
@@ -446,11 +450,21 @@ class Connection:
             partial = decoder.partial
             if partial is not None:
                 try:
-                    self._assembler.check_arriving(
+                    self._message_assembler().check_arriving(
                         partial[0], partial[1], partial[2], decoder.partial_payload
                     )
                 except ProtocolError as exc:
                     self._violation(exc)
+
+    def _message_assembler(self) -> MessageAssembler:
+        assembler = self._assembler
+        if assembler is None:
+            options = self.options
+            assembler = self._assembler = MessageAssembler(
+                options.max_message_size, options.fragments
+            )
+            assembler.deflate = self.deflate
+        return assembler
 
     def _stash(self, frames: Any, error: Optional[ProtocolError]) -> None:
         if self._stashed is None:
@@ -463,7 +477,6 @@ class Connection:
     def _process_frames(self, frames: Any, error: Optional[ProtocolError]) -> None:
         on_message = self.on_message
         events = self._events
-        assembler = self._assembler
         count = len(frames)
         index = 0
         try:
@@ -473,12 +486,13 @@ class Connection:
                 if self._paused:
                     self._stash(list(frames)[index - 1 :], error)
                     return
+                assembler = self._assembler  # made by a frame before this one, maybe
                 if (
                     on_message is not None
                     and len(events) == 0  # never overtake an event waiting to be read
                     and frame.fin
                     and not frame.rsv1
-                    and assembler.opcode == 0
+                    and (assembler is None or (assembler.opcode == 0 and assembler.validated == 0))
                     and not self.fragments
                 ):
                     # Fast path: a whole uncompressed message, no event object.
@@ -486,7 +500,7 @@ class Connection:
                     if opcode == _OP_BINARY:
                         on_message(frame.payload)
                         continue
-                    if opcode == _OP_TEXT and assembler.validated == 0:
+                    if opcode == _OP_TEXT:
                         try:
                             text = frame.payload.decode()
                         except UnicodeDecodeError:
@@ -553,9 +567,14 @@ class Connection:
         opcode = frame.opcode
         assembler = self._assembler
         if opcode in (_OP_TEXT, _OP_BINARY):
-            if assembler.opcode != 0:
+            if assembler is not None and assembler.opcode != 0:
                 raise ProtocolError("expected a continuation frame, got a new message")
-            if frame.fin and not frame.rsv1 and not self.fragments and assembler.validated == 0:
+            if (
+                frame.fin
+                and not frame.rsv1
+                and not self.fragments
+                and (assembler is None or assembler.validated == 0)
+            ):
                 # One whole uncompressed message: the common case.
                 if opcode == _OP_TEXT:
                     try:
@@ -566,16 +585,21 @@ class Connection:
                 else:
                     self._deliver(frame.payload)
                 return
-            assembler.begin(opcode, frame.rsv1)
+            self._message_assembler().begin(opcode, frame.rsv1)
             self._assemble(frame)
         elif opcode == _OP_CONT:
-            if assembler.opcode == 0:
+            if assembler is None or assembler.opcode == 0:
                 raise ProtocolError("continuation frame without a message to continue")
             self._assemble(frame)
         elif opcode == _OP_PING:
-            pings = self._pings
-            if pings is not None and not pings.take():
-                raise ProtocolError(f"more than {self.max_ping_rate:g} pings per second", 1008)
+            if self.max_ping_rate is not None:
+                pings = self._pings
+                if pings is None:
+                    pings = self._pings = TokenBucket(
+                        self.max_ping_rate, self.max_ping_burst, self._clock
+                    )
+                if not pings.take():
+                    raise ProtocolError(f"more than {self.max_ping_rate:g} pings per second", 1008)
             payload = frame.payload
             self._events.append(Ping(payload))
             if self.auto_pong and self.state is _OPEN:
@@ -589,7 +613,7 @@ class Connection:
             self._receive_close(frame.payload)
 
     def _assemble(self, frame: Any) -> None:
-        result = self._assembler.add(frame.payload, frame.fin)
+        result = self._message_assembler().add(frame.payload, frame.fin)
         if result is None:
             return
         if isinstance(result, (str, bytes)):
