@@ -2,7 +2,7 @@
 
     python tests/autobahn/uvicorn_run.py [--ws wsframe websockets wsproto]
         [--cases PATTERN ...] [--exclude PATTERN ...] [--parallel 2]
-        [--outdir reports/uvicorn] [--timeout 1800]
+        [--outdir reports/uvicorn] [--timeout 1800] [--strict] [--codec c|python]
 
 For each implementation in turn, a uvicorn server (uvloop, httptools, the
 implementation as ``--ws``, permessage-deflate on, ``ws_max_size`` 16 MiB,
@@ -15,9 +15,11 @@ the cases that are neither OK nor INFORMATIONAL.
 Implementations: ``wsframe`` (``wsframe.uvicorn:WSFrameProtocol``),
 ``websockets``, ``websockets-sansio``, ``wsproto`` (uvicorn's own).
 
-Exit status: 0 if wsframe (when selected) has no FAILED case; 1 otherwise; 2
-if a run could not be carried out. The other implementations are reported,
-not judged.
+Exit status: 0 if wsframe (when selected) has no FAILED case (with
+``--strict``: no case other than OK and INFORMATIONAL, in ``behavior`` and in
+``behaviorClose``); 1 otherwise; 2 if a run could not be carried out. The
+other implementations are reported, not judged. ``--codec python`` runs
+wsframe's pure-Python twins (``WSFRAME_NO_EXTENSIONS=1``).
 
 The server alone: ``python tests/autobahn/uvicorn_run.py --serve IMPL --port P``.
 """
@@ -124,6 +126,10 @@ def run_one(impl: str, args: argparse.Namespace) -> Path:
     port = free_port()
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    if args.codec == "python":
+        env["WSFRAME_NO_EXTENSIONS"] = "1"
+    else:
+        env.pop("WSFRAME_NO_EXTENSIONS", None)
     server = subprocess.Popen(
         [sys.executable, str(Path(__file__).resolve()), "--serve", impl, "--port", str(port)],
         env=env,
@@ -163,7 +169,11 @@ def read_reports(outdir: Path) -> dict[str, dict[str, Any]]:
     return reports
 
 
-def summarize(impl: str, reports: dict[str, dict[str, Any]]) -> tuple[str, int]:
+def summarize(
+    impl: str, reports: dict[str, dict[str, Any]], strict: bool = False
+) -> tuple[str, int]:
+    """The summary text, and how many cases fail (FAILED; with ``strict`` anything
+    but OK and INFORMATIONAL, in ``behavior`` or ``behaviorClose``)."""
     behaviors = collections.Counter(r["behavior"] for r in reports.values())
     closes = collections.Counter(r.get("behaviorClose", "?") for r in reports.values())
     lines = [
@@ -179,6 +189,14 @@ def summarize(impl: str, reports: dict[str, dict[str, Any]]) -> tuple[str, int]:
         shown = ", ".join(f"{case} ({reports[case]['behavior']})" for case in odd[:40])
         more = f" and {len(odd) - 40} more" if len(odd) > 40 else ""
         lines.append(f"   not OK: {shown}{more}")
+    if strict:
+        passing = ("OK", "INFORMATIONAL")
+        failing = sum(
+            1
+            for r in reports.values()
+            if r["behavior"] not in passing or r.get("behaviorClose") not in passing
+        )
+        return "\n".join(lines), failing
     return "\n".join(lines), behaviors.get("FAILED", 0)
 
 
@@ -192,6 +210,8 @@ def main() -> int:
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--outdir", default="reports/uvicorn")
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--strict", action="store_true", help="only OK and INFORMATIONAL pass")
+    parser.add_argument("--codec", choices=("c", "python"), default="c")
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.port)
@@ -209,7 +229,7 @@ def main() -> int:
         except RuntimeError as exc:
             print(f"{impl}: {exc}", file=sys.stderr)
             return 2
-        text, count = summarize(impl, read_reports(outdir))
+        text, count = summarize(impl, read_reports(outdir), args.strict and impl == "wsframe")
         print(text, flush=True)
         summaries.append(text)
         if impl == "wsframe":
