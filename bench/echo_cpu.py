@@ -3,7 +3,7 @@
     python bench/echo_cpu.py [--sizes 256,16384] [--conns 16] [--inflight 4]
                              [--duration 5] [--warmup 1] [--reps 3]
                              [--kinds raw,wsframe,picows,aiohttp,websockets]
-                             [--server-cpu 0] [--client-cpu 1] [--json PATH]
+                             [--server-cpu 0] [--client-cpu 1] [--tls] [--json PATH]
 
 Each server runs alone on one core (``--server-cpu``), on uvloop, started by
 ``bench/e2e/servers.py`` (compression refused, no heartbeat: the echo
@@ -13,6 +13,12 @@ same masked frames) keeps ``--conns`` connections with ``--inflight``
 messages each in flight: every echo received sends the next message. After
 ``--warmup`` seconds, the server's utime+stime (``/proc/PID/stat``) over
 ``--duration`` seconds is divided by the echoes completed meanwhile.
+
+``--tls``: every server serves TLS (a certificate made by trustme for the
+run) and the client connects with TLS. A kind ``NAME+aiofastnet`` is NAME's
+server on aiofastnet's transports instead of uvloop's (picows' fastest
+TLS). ``--server-cpu 0 --client-cpu 0`` puts both on one core: the rate is
+then what one core does for both ends, steady whatever else the machine runs.
 
 The ``raw`` row (an asyncio Protocol echoing bytes back, no WebSocket work)
 is the floor: what the event loop and the kernel cost per message. Kinds
@@ -30,14 +36,15 @@ import pathlib
 import statistics
 import subprocess
 import sys
-from typing import Any
+import tempfile
+from typing import Any, Optional
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(HERE, "e2e"))
 
-from clients import echo_window  # noqa: E402
-from servers import raise_nofile  # noqa: E402
+from clients import echo_window, use_tls  # noqa: E402
+from servers import HOST, raise_nofile  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -49,9 +56,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-def start_server(kind: str, cpu: int, loop: str) -> tuple[subprocess.Popen[str], int]:
+def start_server(
+    kind: str, cpu: int, loop: str, tls: Optional[str]
+) -> tuple[subprocess.Popen[str], int]:
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    command = [sys.executable, os.path.join(HERE, "e2e", "servers.py"), kind, "--loop", loop]
+    name, _, transport = kind.partition("+")
+    command = [sys.executable, os.path.join(HERE, "e2e", "servers.py"), name, "--loop", loop]
+    if transport == "aiofastnet":
+        command.append("--aiofastnet")
+    elif transport:
+        raise ValueError(f"unknown transport {transport!r} in {kind!r}")
+    if tls is not None:
+        command += ["--tls", tls]
     proc = subprocess.Popen(
         ["taskset", "-c", str(cpu), *command],
         stdout=subprocess.PIPE,
@@ -71,7 +87,7 @@ async def measure(
     kind: str, pid: int, port: int, size: int, conns: int, inflight: int, args: Any
 ) -> dict[str, float]:
     messages, seconds, cpu = await echo_window(
-        kind,
+        kind.partition("+")[0],
         port,
         "picows",
         os.urandom(size),
@@ -97,9 +113,24 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, dict[int, list[dict[str, float]]]] = {
         k: {s: [] for s in sizes} for k in kinds
     }
+    tls: Optional[str] = None
+    certificates = tempfile.TemporaryDirectory()
+    if args.tls:
+        import trustme
+
+        authority = trustme.CA()
+        chain = authority.issue_cert(HOST)
+        cert = os.path.join(certificates.name, "cert.pem")
+        key = os.path.join(certificates.name, "key.pem")
+        ca = os.path.join(certificates.name, "ca.pem")
+        chain.private_key_and_cert_chain_pem.write_to_path(cert)
+        chain.private_key_pem.write_to_path(key)
+        authority.cert_pem.write_to_path(ca)
+        tls = f"{cert},{key}"
+        use_tls(ca)
     try:
         for kind in kinds:
-            servers[kind] = start_server(kind, args.server_cpu, args.loop)
+            servers[kind] = start_server(kind, args.server_cpu, args.loop, tls)
         for rep in range(args.reps):
             for size in sizes:
                 for kind in kinds:
@@ -114,6 +145,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         flush=True,
                     )
     finally:
+        certificates.cleanup()
         for proc, _ in servers.values():
             proc.terminate()
         for proc, _ in servers.values():
@@ -121,7 +153,24 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 proc.wait(5)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    return {"args": vars(args), "results": results}
+    return {"args": vars(args), "results": results, "machine": _machine()}
+
+
+def _machine() -> dict[str, str]:
+    import platform
+
+    import picows
+    import uvloop
+
+    import wsframe
+
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "wsframe": f"{wsframe.__version__} ({wsframe.implementation})",
+        "picows": getattr(picows, "__version__", "?"),
+        "uvloop": uvloop.__version__,
+    }
 
 
 def table(report: dict[str, Any]) -> str:
@@ -162,6 +211,7 @@ def main() -> int:
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     parser.add_argument("--server-cpu", type=int, default=0)
     parser.add_argument("--client-cpu", type=int, default=1)
+    parser.add_argument("--tls", action="store_true", help="wss:// (certificates by trustme)")
     parser.add_argument("--json", help="write every repetition's numbers here")
     args = parser.parse_args()
     raise_nofile()

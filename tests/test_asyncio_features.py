@@ -878,3 +878,29 @@ async def test_a_burst_of_broadcasts_is_one_write_per_connection() -> None:
             writes = len(_Burst.writes)  # before the closing handshake writes
     assert received == [f"frame {index}" for index in range(10)]
     assert writes == 1  # ten frames, one transport.write
+
+
+@async_test
+async def test_create_server_and_create_connection_hooks() -> None:
+    """serve(create_server=...) and connect(create_connection=...) make the transports
+    (e.g. aiofastnet's); the same signature as aiofastnet.create_server/_connection."""
+    calls: list[str] = []
+
+    async def create_server(loop: Any, factory: Any, host: Any, port: Any, **kwargs: Any) -> Any:
+        calls.append(f"server {host} {kwargs['backlog']}")
+        return await loop.create_server(factory, host, port, **kwargs)
+
+    async def create_connection(loop: Any, factory: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(f"connection {args}")
+        return await loop.create_connection(factory, *args, **kwargs)
+
+    async def echo(ws: WebSocket) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    async with serve(echo, "127.0.0.1", 0, create_server=create_server, backlog=7) as server:
+        port = server.port
+        async with connect(uri(server), create_connection=create_connection) as ws:
+            await ws.send("through the hooks")
+            assert await within(ws.recv()) == "through the hooks"
+    assert calls == ["server 127.0.0.1 7", f"connection ('127.0.0.1', {port})"]

@@ -60,6 +60,21 @@ def masked_frame(payload: bytes) -> bytes:
     return encode_frame(2, payload, mask=os.urandom(4))
 
 
+#: The client's SSLContext for TLS servers (set by the runner), or None.
+CLIENT_SSL: Optional[Any] = None
+
+
+def use_tls(cafile: Optional[str]) -> None:
+    """Connect with TLS from now on, trusting ``cafile`` (None: plain TCP)."""
+    global CLIENT_SSL
+    if cafile is None:
+        CLIENT_SSL = None
+        return
+    import ssl
+
+    CLIENT_SSL = ssl.create_default_context(cafile=cafile)
+
+
 # ------------------------------------------------------------------- echo
 
 
@@ -100,7 +115,7 @@ async def open_raw(port: int, payload: bytes) -> tuple[Counter, Any, Any]:
                     counter.finish()
 
     loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_connection(RawClient, HOST, port)
+    transport, _ = await loop.create_connection(RawClient, HOST, port, ssl=CLIENT_SSL)
 
     def start() -> None:
         transport.write(frame)
@@ -129,7 +144,10 @@ async def open_picows(port: int, payload: bytes) -> tuple[Counter, Any, Any]:
             else:
                 counter.finish()
 
-    transport, _ = await ws_connect(Client, f"ws://{HOST}:{port}/", max_frame_size=64 << 20)
+    scheme = "wss" if CLIENT_SSL is not None else "ws"
+    transport, _ = await ws_connect(
+        Client, f"{scheme}://{HOST}:{port}/", max_frame_size=64 << 20, ssl_context=CLIENT_SSL
+    )
 
     def start() -> None:
         transport.send(WSMsgType.BINARY, payload)

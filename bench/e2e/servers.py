@@ -1,7 +1,7 @@
 """The servers of the end-to-end benchmarks, one per process.
 
     python bench/e2e/servers.py KIND [--loop asyncio|uvloop] [--mode echo|broadcast]
-                                     [--defaults] [--port 0]
+                                     [--defaults] [--port 0] [--tls CERT,KEY] [--aiofastnet]
 
 KIND is ``wsframe``, ``picows``, ``aiohttp``, ``websockets`` or ``raw`` (an
 asyncio Protocol echoing raw TCP bytes back: the ceiling, and the "bare TCP"
@@ -14,6 +14,11 @@ or SIGINT.
 client is sent to every *other* connection, then the sender gets a text reply
 ``"<t0> <t1> <sent>"``: ``time.monotonic_ns()`` just before and just after the
 broadcast call, and how many connections it was sent to.
+
+``--tls CERT,KEY`` serves TLS (wss://) with that certificate chain and key
+(``raw``, ``wsframe`` and ``picows``); ``--aiofastnet`` creates the listening
+server with aiofastnet's transports instead of the event loop's (picows'
+``use_aiofastnet``, wsframe's ``serve(create_server=...)``).
 
 Without ``--defaults`` the servers run as the echo benchmark wants them:
 compression refused and no heartbeat pings. With ``--defaults`` each library
@@ -42,6 +47,18 @@ def raise_nofile() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def server_ssl(args: argparse.Namespace) -> Any:
+    """The server's SSLContext from ``--tls CERT,KEY``, or None."""
+    if not args.tls:
+        return None
+    import ssl
+
+    cert, key = args.tls.split(",")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
+
+
 def new_loop(name: str) -> asyncio.AbstractEventLoop:
     if name == "uvloop":
         import uvloop
@@ -64,7 +81,16 @@ async def start_raw(args: argparse.Namespace) -> Any:
             self.transport.write(data)
 
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(RawEcho, HOST, args.port, backlog=4096)
+    if args.aiofastnet:
+        import aiofastnet
+
+        server = await aiofastnet.create_server(
+            loop, RawEcho, HOST, args.port, backlog=4096, ssl=server_ssl(args)
+        )
+    else:
+        server = await loop.create_server(
+            RawEcho, HOST, args.port, backlog=4096, ssl=server_ssl(args)
+        )
     return server, server.sockets[0].getsockname()[1]
 
 
@@ -72,7 +98,15 @@ async def start_wsframe(args: argparse.Namespace) -> Any:
     from wsframe.asyncio import Listener, broadcast, serve
     from wsframe.echo import ECHO_MAX_MESSAGE_SIZE, EchoListener
 
-    options: dict[str, Any] = {"max_message_size": ECHO_MAX_MESSAGE_SIZE, "backlog": 4096}
+    options: dict[str, Any] = {
+        "max_message_size": ECHO_MAX_MESSAGE_SIZE,
+        "backlog": 4096,
+        "ssl": server_ssl(args),
+    }
+    if args.aiofastnet:
+        import aiofastnet
+
+        options["create_server"] = aiofastnet.create_server
     if not args.defaults:
         options.update(compression=None, ping_interval=None)
     holder: dict[str, Any] = {}
@@ -128,7 +162,13 @@ async def start_picows(args: argparse.Namespace) -> Any:
 
     listener = Broadcast if args.mode == "broadcast" else Echo
     server = await ws_create_server(
-        lambda request: listener(), HOST, args.port, max_frame_size=MAX_MESSAGE, backlog=4096
+        lambda request: listener(),
+        HOST,
+        args.port,
+        max_frame_size=MAX_MESSAGE,
+        backlog=4096,
+        ssl=server_ssl(args),
+        use_aiofastnet=args.aiofastnet,
     )
     return server, server.sockets[0].getsockname()[1]
 
@@ -216,6 +256,8 @@ def main() -> int:
     parser.add_argument("--mode", choices=("echo", "broadcast"), default="echo")
     parser.add_argument("--defaults", action="store_true", help="the library's own defaults")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--tls", metavar="CERT,KEY", help="serve wss:// with this certificate")
+    parser.add_argument("--aiofastnet", action="store_true", help="aiofastnet's transports")
     args = parser.parse_args()
     if args.mode == "broadcast" and args.kind not in ("wsframe", "picows", "websockets"):
         parser.error(f"no broadcast mode for {args.kind}")

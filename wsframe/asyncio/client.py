@@ -8,8 +8,8 @@ import random
 import socket
 import ssl as ssl_module
 import urllib.parse
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, Optional, Union
+from collections.abc import AsyncIterator, Awaitable
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from ..connection import ClientConnection
 from ..errors import InvalidHandshake
@@ -24,6 +24,16 @@ if TYPE_CHECKING:
     from ..options import OptionsDict
 
 __all__ = ["DEFAULT_OPEN_TIMEOUT", "connect"]
+
+#: ``create_connection(loop, protocol_factory, host, port, **options)``: opens the TCP connection.
+CreateConnection = Callable[..., Awaitable[Any]]
+
+
+def _loop_create_connection(
+    loop: asyncio.AbstractEventLoop, *args: Any, **kwargs: Any
+) -> Awaitable[Any]:
+    return loop.create_connection(*args, **kwargs)
+
 
 logger = logging.getLogger("wsframe.client")
 
@@ -54,7 +64,9 @@ class connect:
     Where to connect: ``ssl`` (an SSLContext; wss:// uses a default one),
     ``server_hostname``, ``host`` and ``port`` to connect somewhere else than
     the URI says (a proxy, a test), ``path`` to connect over a Unix socket,
-    or ``sock`` (a connected socket). The request: ``origin``,
+    or ``sock`` (a connected socket); ``create_connection(loop,
+    protocol_factory, host, port, **options)`` instead of
+    ``loop.create_connection`` (e.g. ``aiofastnet.create_connection``). The request: ``origin``,
     ``extra_headers``. ``listener``: a :class:`Listener` instance or class,
     for the callback style.
 
@@ -81,6 +93,7 @@ class connect:
         port: Optional[int] = None,
         path: Optional[str] = None,
         sock: Optional[socket.socket] = None,
+        create_connection: Optional[CreateConnection] = None,
         listener: Optional[Union[Listener, type[Listener]]] = None,
         max_attempts: Optional[int] = None,
         backoff_initial: float = 0.5,
@@ -103,6 +116,7 @@ class connect:
             raise ValueError("give path or sock, not both")
         self._path = path
         self._sock = sock
+        self._create_connection = create_connection or _loop_create_connection
         self._host = host or parts.hostname
         self._port = port or parts.port or (443 if secure else 80)
         self._ssl = ssl or None
@@ -139,17 +153,19 @@ class connect:
                     lambda: ws, self._path, ssl=self._ssl, server_hostname=self._server_hostname
                 )
             elif self._sock is not None:
-                await loop.create_connection(
+                await self._create_connection(
+                    loop,
                     lambda: ws,
                     sock=self._sock,
                     ssl=self._ssl,
                     server_hostname=self._server_hostname,
                 )
             else:
-                await loop.create_connection(
+                await self._create_connection(
+                    loop,
                     lambda: ws,
                     # None only for a URI without a host: asyncio raises ValueError.
-                    self._host,  # type: ignore[arg-type]
+                    self._host,
                     self._port,
                     ssl=self._ssl,
                     server_hostname=self._server_hostname,
