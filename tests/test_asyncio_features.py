@@ -904,3 +904,26 @@ async def test_create_server_and_create_connection_hooks() -> None:
             await ws.send("through the hooks")
             assert await within(ws.recv()) == "through the hooks"
     assert calls == ["server 127.0.0.1 7", f"connection ('127.0.0.1', {port})"]
+
+
+@async_test
+async def test_pongs_to_a_peer_that_never_reads_do_not_accumulate() -> None:
+    """Pings from a peer that reads nothing: once the send buffer is over its mark,
+    only the latest pong is kept (it goes out when the peer reads again)."""
+    capture = Capture()
+    async with await start(capture, compression=None, max_ping_rate=None) as server:
+        peer = await raw_client(server.port, rcvbuf=4096)
+        try:
+            server_ws = await capture.next()
+            await make_slow(server_ws, 64 * 1024)  # writing is now paused
+            assert server_ws.writing_paused
+            before = server_ws.buffered_amount
+            for index in range(2000):
+                peer.conn.send_ping(b"%04d" % index + b"." * 100)
+            await peer.flush()
+            await eventually(lambda: server_ws.connection.hold_pongs)
+            await asyncio.sleep(0.2)  # every ping read and answered (or not)
+            # 2000 pongs of 106 bytes would be 212 KB more; at most one is kept.
+            assert server_ws.buffered_amount <= before + 200
+        finally:
+            peer.close()

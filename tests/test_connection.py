@@ -672,3 +672,24 @@ def test_whole_messages_between_fragments_in_one_read_are_delivered_in_order(con
     # A ping event waits to be read: what follows it stays an event, in order.
     assert delivered == [b"one"]
     assert events == [Ping(b"ping"), TextMessage("two"), TextMessage("three")]
+
+
+def test_pongs_are_held_while_the_peer_does_not_read(conn_codec) -> None:
+    """hold_pongs keeps only the latest ping's pong (RFC 6455 §5.5.3), bounded."""
+    client, server = handshake(server_options={"max_ping_rate": None})
+    server.hold_pongs = True
+    for index in range(1000):
+        client.send_ping(b"%d" % index)
+    server.receive_data(client.data_to_send())
+    assert len(server.events()) == 1000  # every ping is reported
+    assert server.data_to_send() == b""  # no pong queued while held
+    server.release_pong()
+    server.hold_pongs = False
+    client.receive_data(server.data_to_send())
+    assert client.events() == [Pong(b"999")]  # one pong, for the latest ping
+    server.release_pong()
+    assert server.data_to_send() == b""  # released once
+    client.send_ping(b"again")
+    server.receive_data(client.data_to_send())
+    client.receive_data(server.data_to_send())
+    assert Pong(b"again") in client.events()
