@@ -174,6 +174,35 @@ def test_auto_pong_off() -> None:
     assert transfer(server, client) == [Pong(b"manual")]
 
 
+def test_pings_are_answered_after_our_close_until_the_peers(conn_codec) -> None:
+    """RFC 6455 §5.5.2: a ping gets a pong "unless it already received a Close
+    frame": also while our own close frame waits for the peer's (found by
+    fuzz/fuzz_state_machine.py; websockets answers them too)."""
+    _, server = handshake()
+    server.close(1001)
+    assert server.state is State.CLOSING
+    server.receive_data(frame(conn_codec, 9, b"still there?"))
+    assert server.events() == [Ping(b"still there?")]
+    close, pong = conn_codec.FrameDecoder("client").feed(server.data_to_send())
+    assert (close.opcode, pong.opcode, pong.payload) == (8, 10, b"still there?")
+    # Held pongs are released in the same state.
+    server.hold_pongs = True
+    server.receive_data(frame(conn_codec, 9, b"held"))
+    assert server.data_to_send() == b""
+    server.release_pong()
+    [pong] = conn_codec.FrameDecoder("client").feed(server.data_to_send())
+    assert (pong.opcode, pong.payload) == (10, b"held")
+    # Once the peer's close frame arrived, or after a failure, no more pongs.
+    server.receive_data(frame(conn_codec, 8, b"\x03\xe9") + frame(conn_codec, 9, b"late"))
+    assert server.state is State.CLOSED and server.data_to_send() == b""
+    _, server = handshake()
+    server.close(1000)
+    server.data_to_send()
+    reserved_opcode = b"\x83\x80" + KEY
+    server.receive_data(reserved_opcode + frame(conn_codec, 9, b"after failure"))
+    assert server.error is not None and server.data_to_send() == b""
+
+
 def test_ping_payload_limit() -> None:
     client, _ = handshake()
     with pytest.raises(ValueError):

@@ -59,6 +59,7 @@ cdef class Connection:
     cpdef bytes encode_message(self, object data)
     cpdef send_ping(self, object payload=*)
     cpdef release_pong(self)
+    cdef bint _answers_pings(self)
     cdef _send_close(self, bytes payload, object code, str reason)
     cpdef bint receive_data(self, object data, object size=*)
     @cython.locals(decoder=CFrameDecoder)

@@ -349,8 +349,16 @@ class Connection:
         """Queue the pong held back while :attr:`hold_pongs` was set, if any."""
         payload = self._held_pong
         self._held_pong = None
-        if payload is not None and self.state is _OPEN:
+        if payload is not None and self._answers_pings():
             self._out.append(encode_frame(_OP_PONG, payload, mask=self._mask()))
+
+    def _answers_pings(self) -> bool:
+        """Whether a ping is still answered: RFC 6455 §5.5.2 requires a pong
+        "unless it already received a Close frame", so also after our own
+        close frame (§5.5.1 forbids only data frames after it), but not once
+        the connection failed."""
+        state = self.state
+        return state is _OPEN or (state is _CLOSING and self.error is None)
 
     def close(self, code: Optional[int] = 1000, reason: str = "") -> None:
         """Start the closing handshake (or do nothing if it already started).
@@ -602,7 +610,7 @@ class Connection:
                     raise ProtocolError(f"more than {self.max_ping_rate:g} pings per second", 1008)
             payload = frame.payload
             self._events.append(Ping(payload))
-            if self.auto_pong and self.state is _OPEN:
+            if self.auto_pong and self._answers_pings():
                 if self.hold_pongs:
                     self._held_pong = payload  # answer only the latest (RFC 6455 §5.5.3)
                 else:
