@@ -155,6 +155,40 @@ def test_masking_keys_differ() -> None:
     assert len(keys) == 5
 
 
+@pytest.mark.parametrize("opcode", [1, 2])
+def test_continuation_over_the_limit_is_refused_from_its_header(conn_codec, opcode) -> None:
+    """A continuation that would take the message past max_message_size fails
+    with 1009 as soon as its header arrives, before its payload (so the
+    payload is not buffered) and before its text is checked: the same close
+    code whether the frame arrives whole or in pieces (found by
+    fuzz/fuzz_state_machine.py: split reads of invalid text gave 1007)."""
+    first = frame(conn_codec, opcode, b"abcdefgh", fin=False)  # 8 of 10 bytes
+    cont = frame(conn_codec, 0, b"\xff" + b"x" * 7)  # 8 more, and not UTF-8
+    header = len(cont) - 8
+    for cut in range(len(cont) + 1):
+        _, server = handshake(server_options={"max_message_size": 10, "compression": None})
+        server.receive_data(first + cont[:cut])
+        if cut < header:
+            assert server.error is None
+            server.receive_data(cont[cut:])
+        assert isinstance(server.error, ProtocolError)
+        assert server.error.close_code == 1009, (cut, server.error)
+        assert close_frame_code(server.data_to_send(), conn_codec) == 1009
+    # Exactly at the limit is fine, and invalid text is still found as it arrives.
+    _, server = handshake(server_options={"max_message_size": 10, "compression": None})
+    last = frame(conn_codec, 0, b"\xc3\xa9")
+    server.receive_data(first + last[:-1])
+    assert server.error is None
+    server.receive_data(last[-1:])
+    message = b"abcdefgh\xc3\xa9"
+    expected = TextMessage(message.decode()) if opcode == 1 else BinaryMessage(message)
+    assert server.events() == [expected]
+    if opcode == 1:
+        _, server = handshake(server_options={"max_message_size": 10, "compression": None})
+        server.receive_data(first + frame(conn_codec, 0, b"\xff\xff")[:-1])
+        assert server.error is not None and server.error.close_code == 1007
+
+
 # --------------------------------------------------------------- ping / pong
 
 

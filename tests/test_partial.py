@@ -1,4 +1,4 @@
-"""FrameDecoder.partial / partial_payload: the frame whose payload is arriving."""
+"""FrameDecoder.partial / partial_length / partial_payload: the frame whose payload is arriving."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ KEY = b"\x0f\xa1\x37\x5c"
 def test_no_partial_at_first(codec) -> None:
     decoder = codec.FrameDecoder("server")
     assert decoder.partial is None
+    assert decoder.partial_length is None
     assert decoder.partial_payload() == b""
 
 
@@ -33,12 +34,14 @@ def test_prefix_is_unmasked_as_it_arrives(codec, role: str, size: int) -> None:
         fed += len(chunk)
         received = fed - header
         assert decoder.partial == (1, False, received)
+        assert decoder.partial_length == size
         assert decoder.partial_payload() == payload[:received]
         for start in (0, 1, 2, 3, received // 2, received):
             assert decoder.partial_payload(start) == payload[start:received]
     [done] = decoder.feed(frame[fed:])
     assert done.payload == payload
     assert decoder.partial is None
+    assert decoder.partial_length is None
     assert decoder.partial_payload() == b""
 
 
@@ -46,6 +49,7 @@ def test_partial_reports_rsv1_and_opcode(codec) -> None:
     decoder = codec.FrameDecoder("client", allow_rsv1=True)
     decoder.feed(codec.encode_frame(2, b"abcdef", rsv1=True, fin=False)[:4])
     assert decoder.partial == (2, True, 2)
+    assert decoder.partial_length == 6
 
 
 def test_negative_start(codec) -> None:
@@ -63,6 +67,7 @@ def test_partial_cleared_by_failure(codec) -> None:
         decoder.feed(b"\x83\x80" + KEY)  # finishes nothing: still the same frame
         decoder.feed(b"\x00" * 100 + b"\x83\x80" + KEY)
     assert decoder.partial is None
+    assert decoder.partial_length is None
 
 
 @given(
@@ -84,6 +89,7 @@ def test_partial_identical_in_both_codecs(codecs_pair, sizes, cuts, role) -> Non
         results = [d.feed(chunk) for d in decoders]
         assert results[0] == [_py_frame_as_c(c, f) for f in results[1]]
         assert decoders[0].partial == decoders[1].partial
+        assert decoders[0].partial_length == decoders[1].partial_length
         for start in (0, 1, 5):
             assert decoders[0].partial_payload(start) == decoders[1].partial_payload(start)
 

@@ -45,8 +45,9 @@ class MessageAssembler:
     :class:`~wsframe.errors.ProtocolError` (1007 for invalid UTF-8, 1009
     through :class:`~wsframe.errors.MessageTooBig` for the size).
 
-    :meth:`check_arriving` validates the UTF-8 of a text frame whose payload
-    is still arriving, so that invalid text fails fast.
+    :meth:`check_arriving` checks a frame whose payload is still arriving: a
+    continuation that would take an uncompressed message past the limit is
+    refused from its header, and invalid text fails fast.
     """
 
     __slots__ = (
@@ -145,15 +146,27 @@ class MessageAssembler:
                 head += chunk
             self._chunks = [head]
 
-    def check_arriving(self, opcode: int, rsv1: bool, received: int, payload: Any) -> None:
-        """Validate the UTF-8 of a frame still arriving, ``received`` bytes so far.
+    def check_arriving(
+        self, opcode: int, rsv1: bool, received: int, length: int, payload: Any
+    ) -> None:
+        """Check a frame still arriving: ``received`` of its ``length`` bytes so far.
 
+        A continuation of an uncompressed message that would take it past
+        ``max_message_size`` raises :class:`~wsframe.errors.MessageTooBig`
+        (1009) at once, from the frame's header, whatever its content: the
+        same error, whether the frame arrives whole or in pieces.
+
+        Then the UTF-8 of text is validated as it arrives: the first frame of
+        an uncompressed text message, or a continuation of one.
         ``payload(start)`` returns the bytes received from offset ``start``
-        (the frame decoder's ``partial_payload``). Only text is checked:
-        the first frame of an uncompressed text message, or a continuation of
-        one. Raises :class:`~wsframe.errors.ProtocolError` (1007) as soon as
-        the text can no longer be valid.
+        (the frame decoder's ``partial_payload``). Raises
+        :class:`~wsframe.errors.ProtocolError` (1007) as soon as the text can
+        no longer be valid.
         """
+        if opcode == _OP_CONT and self.opcode and not self._compressed:
+            limit = self.max_message_size
+            if limit is not None and self._size + length > limit:
+                raise MessageTooBig(f"message of more than {limit} bytes")
         if rsv1 or received <= self.validated:
             return
         if opcode == _OP_TEXT:

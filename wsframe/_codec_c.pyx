@@ -588,6 +588,13 @@ cdef class FrameDecoder:
             return None
         return (self._b0 & 0x0F, (self._b0 & 0x40) != 0, self._pfill)
 
+    @property
+    def partial_length(self):
+        """The payload length, from its header, of the frame whose payload is arriving, or None."""
+        if self._partial == NULL:
+            return None
+        return self._plen
+
     def partial_payload(self, start=0):
         """The payload received so far of the frame in progress, unmasked, from ``start``."""
         cdef Py_ssize_t offset

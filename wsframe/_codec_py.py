@@ -472,6 +472,12 @@ class FrameDecoder:
         opcode, b0, offset, _ = partial
         return (opcode, (b0 & 0x40) != 0, len(self._buf) - self._pos - offset)
 
+    @property
+    def partial_length(self) -> Optional[int]:
+        """The payload length, from its header, of the frame whose payload is arriving, or None."""
+        partial = self._partial
+        return None if partial is None else partial[3]
+
     def partial_payload(self, start: int = 0) -> bytes:
         """The payload received so far of the frame in progress, unmasked, from ``start``."""
         start = _index(start)

@@ -459,7 +459,11 @@ class Connection:
             if partial is not None:
                 try:
                     self._message_assembler().check_arriving(
-                        partial[0], partial[1], partial[2], decoder.partial_payload
+                        partial[0],
+                        partial[1],
+                        partial[2],
+                        decoder.partial_length,
+                        decoder.partial_payload,
                     )
                 except ProtocolError as exc:
                     self._violation(exc)
