@@ -78,7 +78,7 @@ from websockets.server import ServerProtocol
 from websockets.uri import parse_uri
 
 import wsframe
-from wsframe.connection import ClientConnection, ServerConnection
+from wsframe.connection import ClientConnection, ServerConnection, State
 from wsframe.errors import ProtocolError
 from wsframe.events import (
     Accepted,
@@ -1467,7 +1467,26 @@ class WsframeSide:
             code = conn.close_received[0]
             received = 1005 if code is None else code
         sent = parse_sent(bytes(self.out), masked=setup.role == "client")
+        self._check_state(conn, received, failure, sent)
         return Outcome(self.messages, sent, received, failure), agreement, True
+
+    def _check_state(
+        self, conn: Any, received: Optional[int], failure: Optional[int], sent: list[Sent]
+    ) -> None:
+        """What the connection reports agrees with what it did."""
+        closes = [code for kind, code in sent if kind == "close"]
+        assert len(closes) <= 1, f"sent {len(closes)} close frames"
+        assert (conn.close_sent is not None) == bool(closes), "close_sent"
+        assert conn.was_clean == (bool(closes) and received is not None), "was_clean"
+        if received is not None:
+            assert conn.state is State.CLOSED and conn.close_code == received, "closed"
+            # RFC 6455 §7.1.1: the server closes the TCP connection first.
+            assert conn.close_transport == (self.setup.role == "server" or failure is not None)
+        elif failure is not None:
+            assert conn.state is State.CLOSING and conn.close_code == 1006, "failed"
+        else:
+            assert conn.state is (State.CLOSING if closes else State.OPEN), "open"
+            assert not conn.close_transport and conn.close_code is None, "open"
 
     def _chunks(self, c: Choices, wires: list[bytes]) -> list[bytes]:
         """The reads that bring ``wires`` (the frames between two local closes)."""
