@@ -166,7 +166,9 @@ class Frame:
     rsv1: bool = False
     rsv2: bool = False
     rsv3: bool = False
-    masked: bool = True  # the generator sets it to what the peer's role requires
+    # The generator turns "True: as the peer's role requires, False: the
+    # other way" into the mask bit on the wire (see Generator.emit).
+    masked: bool = True
     length: str = "minimal"  # "minimal", "wide" (one size up), "msb" (64-bit, top bit set)
 
 
@@ -360,6 +362,8 @@ class Receiver:
         self.websockets_stream_ended = False
         #: Whether this frame inflated something (or failed) after such an end.
         self.after_end = False
+        #: How inflating this frame ended: 0, 1002 or 1009 (None: not compressed).
+        self.inflated: Optional[int] = None
 
     # -- the side under test's own actions
 
@@ -377,12 +381,18 @@ class Receiver:
             return None  # RFC 6455 §1.4: after a close (or a failure), data is discarded
         # The size of the message in progress before this frame (None: none).
         size = None if self.message is None else self.message.size
-        # The decompressor before a compressed frame, for websockets' view of it.
-        compressed = frame.rsv1 if frame.opcode in (TEXT, BINARY) else frame.opcode == CONT
-        if compressed and self.message is not None:
-            compressed = self.message.compressed and frame.opcode == CONT
-        inflater = self._inflater.copy() if compressed and self._inflater is not None else None
-        self.inflated: Optional[int] = None  # what inflating this frame came to
+        # The decompressor before a compressed frame, for websockets' view of
+        # it under a limit (see "inflate-stops-at-budget").
+        inflater = None
+        if self._inflater is not None and self.max_size is not None:
+            if frame.opcode in (TEXT, BINARY):
+                compressed = frame.rsv1 and self.message is None
+            else:
+                compressed = frame.opcode == CONT and self.message is not None
+                compressed = compressed and self.message is not None and self.message.compressed
+            if compressed:
+                inflater = self._inflater.copy()
+        self.inflated = None
         self.after_end = False
         verdict: Optional[int] = None
         header_ok = False
@@ -930,22 +940,7 @@ INVALID_UTF8 = [
     b"\xe2\x82",
     b"\xf0\x9f\x98",
 ]
-CLOSE_CODES_OK = [
-    1000,
-    1001,
-    1002,
-    1003,
-    1007,
-    1008,
-    1009,
-    1010,
-    1011,
-    1012,
-    1013,
-    1014,
-    3000,
-    4999,
-]
+CLOSE_CODES_OK = [1000, 1001, 1002, 1003, *range(1007, 1015), 3000, 4999]
 CLOSE_CODES_BAD = [0, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, 65535]
 
 
