@@ -409,6 +409,7 @@ class Receiver:
         if (
             difference is None
             and self.inflated is not None
+            and self.max_size is not None  # without a limit, both inflate everything
             and self._websockets_inflates(frame, size, inflater) != self.inflated
         ):
             difference = "inflate-stops-at-budget"

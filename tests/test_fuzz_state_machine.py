@@ -231,6 +231,22 @@ def test_inflate_stops_at_budget() -> None:
     assert flagged == ["inflate-stops-at-budget"]
 
 
+@pytest.mark.parametrize("max_size", [None, 1000])
+def test_context_takeover_is_not_flagged(max_size: Optional[int]) -> None:
+    # The second message refers back to the first (context takeover): both
+    # libraries inflate it alike, and the model must not flag a difference
+    # there (it once emulated websockets with a fresh decompressor).
+    sender = compressor()
+    one = (sender.compress(b"hello hello") + sender.flush(zlib.Z_SYNC_FLUSH))[:-4]
+    two = (sender.compress(b"hello hello") + sender.flush(zlib.Z_SYNC_FLUSH))[:-4]
+    frames = [F(fsm.TEXT, one, rsv1=True), F(fsm.TEXT, two[:2], fin=False, rsv1=True)]
+    frames.append(F(fsm.CONT, two[2:]))
+    ours, theirs, model, flagged = play(frames, max_size=max_size, **deflate_setup())
+    assert ours == model == theirs
+    assert ours.messages == [("text", "hello hello")] * 2
+    assert flagged == [None, None, None]
+
+
 def test_truncated_frame() -> None:
     # §8.1: invalid UTF-8 fails the connection as soon as it arrives; wsframe
     # checks a text frame while its payload arrives. websockets reports whole
