@@ -4,8 +4,8 @@
 * ``WSFRAME_REQUIRE_EXTENSIONS=1``: a failed compile is an error (CI, wheels).
 * ``WSFRAME_SANITIZE=1``: build with AddressSanitizer and UBSan (tests only).
 * On PyPy nothing is compiled unless ``WSFRAME_USE_CEXT=1`` (or
-  ``WSFRAME_REQUIRE_EXTENSIONS=1``) asks for it: there the pure-Python codec,
-  run by the JIT, is faster than the extension through cpyext, and is what
+  ``WSFRAME_REQUIRE_EXTENSIONS=1``) asks for it: there the pure-Python twins,
+  run by the JIT, are faster than the extensions through cpyext, and are what
   ``import wsframe`` uses unless ``WSFRAME_USE_CEXT=1`` is set at run time too.
 * Otherwise a missing or failing compiler (or missing Cython) only warns, and
   the package installs as pure Python.
@@ -29,7 +29,7 @@ NO_EXTENSIONS = _flag("WSFRAME_NO_EXTENSIONS")
 REQUIRE_EXTENSIONS = _flag("WSFRAME_REQUIRE_EXTENSIONS")
 SANITIZE = _flag("WSFRAME_SANITIZE")
 IS_PYPY = platform.python_implementation() == "PyPy"
-#: On PyPy the extension is only built when asked for.
+#: On PyPy the extensions are only built when asked for.
 SKIP_ON_PYPY = IS_PYPY and not (_flag("WSFRAME_USE_CEXT") or REQUIRE_EXTENSIONS)
 WARNING = (
     "\n*** wsframe: the C extension could not be built ({reason}).\n"
