@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from asyncio_helpers import async_test, within
 from wsframe.asyncio import ConnectionClosed, WebSocket, connect
 from wsframe.chat import ChatServer, HistoryStore, default_db_path, protocol
 from wsframe.chat.server import MAX_FRAME_SIZE
+from wsframe.errors import InvalidHandshake
 
 STEP = 3.0
 
@@ -66,10 +68,12 @@ class Client:
 
 
 @contextlib.asynccontextmanager
-async def chat_server(db: str = ":memory:", **options: Any) -> AsyncIterator[str]:
+async def chat_server(
+    db: str = ":memory:", *, origins: Any = (), **options: Any
+) -> AsyncIterator[str]:
     """A chat server on a free port; yields its WebSocket URI."""
     options.setdefault("presence_delay", 0.01)
-    chat = ChatServer(db, **options)
+    chat = ChatServer(db, origins=origins, **options)
     async with chat.serve("127.0.0.1", 0, ping_interval=None) as server:
         yield f"ws://127.0.0.1:{server.port}/ws"
 
@@ -192,6 +196,49 @@ async def test_reclaim_nickname_with_token() -> None:
             while True:
                 await first.next()
         assert info.value.code == 4001
+
+
+@async_test
+async def test_reclaim_token_of_any_text_is_refused_not_a_crash() -> None:
+    # The token is compared in constant time on its UTF-8 bytes: a non-ASCII
+    # token (which secrets.compare_digest refuses as str) is a wrong token.
+    async with chat_server() as uri, client(uri, "ann") as ann, client(uri) as other:
+        for token in ("é" * 24, "\u2603", "", "x" * 64, "x" * 65):
+            await other.send(type="hello", nick="ann", token=token)
+            assert (await other.error())["code"] == "nick_taken"
+        await ann.quiet()  # ann is still connected, still ann
+
+
+def test_reclaim_token_entropy() -> None:
+    # welcome's token: 144 random bits (secrets.token_urlsafe(18)), new per hello.
+    from wsframe.chat.server import TOKEN_BYTES, new_token
+
+    tokens = {new_token() for _ in range(1000)}
+    assert TOKEN_BYTES >= 16 and len(tokens) == 1000
+    assert all(len(token) == 24 and re.fullmatch(r"[A-Za-z0-9_-]+", token) for token in tokens)
+
+
+@async_test
+async def test_websocket_origins_same_host_extra_and_none() -> None:
+    async with chat_server(origins=["https://chat.example"]) as uri:
+        port = uri.split(":")[2].split("/")[0]
+        # The chat's own page (Host 127.0.0.1:PORT), the extra origin, no Origin.
+        for origin in (f"http://127.0.0.1:{port}", "https://chat.example:443", None):
+            async with connect(uri, origin=origin, ping_interval=None) as ws:
+                await ws.send(json.dumps({"type": "ping", "id": 1}))
+                assert json.loads(await within(ws.recv(), STEP))["type"] == "pong"
+        # Pages of other origins: another site, another port, another host name.
+        for origin in ("https://evil.example", "http://127.0.0.1:1", f"http://localhost:{port}"):
+            with pytest.raises(InvalidHandshake) as info:
+                await within(connect(uri, origin=origin), STEP)
+            assert info.value.status == 403
+
+
+def test_chat_origins_checked_at_once() -> None:
+    with pytest.raises(ValueError):
+        ChatServer(origins=["https://chat.example/"])
+    with pytest.raises(TypeError):
+        ChatServer(origins="https://chat.example")
 
 
 @async_test
