@@ -236,7 +236,7 @@ async def test_websocket_origins_same_host_extra_and_none() -> None:
 
 def test_chat_origins_checked_at_once() -> None:
     with pytest.raises(ValueError):
-        ChatServer(origins=["https://chat.example/"])
+        ChatServer(origins=["https://chat.example/path"])
     with pytest.raises(TypeError):
         ChatServer(origins="https://chat.example")
 

@@ -142,6 +142,12 @@ def test_internationalised_host_in_the_configuration() -> None:
     assert policy.allows("https://xn--bcher-kva.example")
 
 
+def test_root_url_in_the_configuration_is_its_origin() -> None:
+    policy = OriginPolicy(["https://a.example/", "http://b.example:8080/"])
+    assert policy.allows("https://a.example") and policy.allows("http://b.example:8080")
+    assert not policy.allows("https://a.example/")  # a browser never sends that
+
+
 def test_same_host_compares_host_and_port_not_scheme() -> None:
     policy = OriginPolicy(same_host=True)
     assert policy.allows("http://127.0.0.1:8765", "127.0.0.1:8765")
@@ -167,7 +173,8 @@ def test_same_host_compares_host_and_port_not_scheme() -> None:
         ([b"https://a.example"], TypeError),
         ([re.compile(rb"https://a")], TypeError),
         ([42], TypeError),
-        (["https://a.example/"], ValueError),
+        (["https://a.example/x"], ValueError),
+        (["https://a.example//"], ValueError),
         (["a.example"], ValueError),
         (["null"], ValueError),
         (["https://a.example:70000"], ValueError),

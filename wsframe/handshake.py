@@ -874,7 +874,10 @@ def _parse_host(value: str) -> tuple[str, Optional[int]]:
 
 
 def _configured_origin(value: str) -> Origin:
-    """An allowed origin as written in the configuration (an IDN host is IDNA-encoded)."""
+    """An allowed origin as written in the configuration: an IDN host is
+    IDNA-encoded, and a URL of the site's root (``https://x/``) is its origin."""
+    if value.endswith("/") and not value.endswith("//"):
+        value = value[:-1]
     if not value.isascii():
         match = _ORIGIN_RE.fullmatch(value)
         if match is None:
@@ -889,7 +892,7 @@ def _configured_origin(value: str) -> Origin:
                 "'null' cannot be allowed: any sandboxed frame or file: page of any site "
                 "sends it (use process_request if you really must)"
             ) from None
-        raise ValueError(f"{exc} (an allowed origin is scheme://host[:port], no path)") from None
+        raise ValueError(f"{exc}; an allowed origin is scheme://host[:port] (no path)") from None
 
 
 #: What an ``origins`` setting may be: an :class:`OriginPolicy`, or the
@@ -912,7 +915,8 @@ class OriginPolicy:
     * ``"scheme://host[:port]"``: an exact origin. Scheme and host are
       compared case-insensitively and default ports are implied
       (``http://x:80`` is ``http://x``, ``https://x:443`` is ``https://x``);
-      an internationalised host name may be written in Unicode.
+      an internationalised host name may be written in Unicode, and a
+      trailing ``/`` (the site's root URL) is allowed; any other path is not.
     * a compiled regular expression (``re.compile(...)``), matched with
       ``fullmatch`` against the normalised origin ``str(parse_origin(value))``
       -- lower case, no default port -- e.g.
