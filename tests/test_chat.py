@@ -465,3 +465,55 @@ def _open_store(path: str) -> str:
 
     HistoryStore(path, shared=True).add("room", "nick", "hello")
     return "ok"
+
+
+# ------------------------------------------------------------------ flooding
+
+
+def _assert_flood_outcome(outcome: Any) -> None:
+    # The refused messages were answered, then the close frame said why; the
+    # connection ended with 1008 (not 1006: nothing was lost to a reset).
+    assert outcome.errors and set(outcome.errors) == {"rate_limited"}, outcome
+    assert outcome.close == (1008, "flooding"), outcome
+    assert outcome.close_code == 1008, outcome
+    assert outcome.reset is None and outcome.ended == "eof", outcome
+
+
+@async_test(timeout=30)
+async def test_flooding_client_gets_its_errors_and_1008_over_a_real_socket() -> None:
+    from chat_flooder import flood
+
+    async with chat_server(rate=5.0, burst=10.0, abuse_limit=10.0) as uri:
+        port = int(uri.split(":")[2].split("/")[0])
+        outcome = await asyncio.to_thread(flood, port)
+    _assert_flood_outcome(outcome)
+
+
+def test_flooding_client_of_the_cli_chat_gets_its_errors_and_1008(tmp_path: Path) -> None:
+    # The same against `python -m wsframe chat` (on uvloop when installed).
+    from chat_flooder import flood
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wsframe", "chat", "--port", "0", "--db", ":memory:"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stdout is not None
+        line = ""
+        for _ in range(3):
+            line = proc.stdout.readline()
+            if line.startswith("listening on"):
+                break
+        port = int(line.rsplit(":", 1)[1])
+        for _ in range(3):
+            _assert_flood_outcome(flood(port))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
