@@ -218,6 +218,17 @@ def test_reclaim_token_entropy() -> None:
     assert all(len(token) == 24 and re.fullmatch(r"[A-Za-z0-9_-]+", token) for token in tokens)
 
 
+def test_page_keeps_the_token_out_of_storage() -> None:
+    # The re-claim token lives in the page's memory only: no storage API call
+    # mentions it (the nickname alone is remembered).
+    from importlib import resources
+
+    script = resources.files("wsframe.demo").joinpath("chat.js").read_text(encoding="utf-8")
+    calls = re.findall(r"(?:localStorage|sessionStorage)\.\w+\(([^)]*)\)", script)
+    assert calls and not [call for call in calls if "token" in call.lower()], calls
+    assert "document.cookie" not in script and "indexedDB" not in script
+
+
 @async_test
 async def test_websocket_origins_same_host_extra_and_none() -> None:
     async with chat_server(origins=["https://chat.example"]) as uri:
@@ -414,6 +425,8 @@ async def test_http_page_and_404() -> None:
         assert status == 200 and headers["content-type"] == "text/html; charset=utf-8"
         assert b'<script src="chat.js"' in body
         assert "default-src 'self'" in headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in headers["content-security-policy"]
+        assert headers["x-content-type-options"] == "nosniff"
         status, headers, body = await _http_get(server.port, "/chat.js")
         assert status == 200 and headers["content-type"].startswith("text/javascript")
         assert b"innerHTML" not in body  # user data only through textContent

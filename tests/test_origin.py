@@ -13,11 +13,14 @@ modules and again on their twins (``WSFRAME_NO_EXTENSIONS=1``).
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from typing import Any, Optional
 
 import pytest
 from asyncio_helpers import async_test, http_exchange, start, uri, within
+from hypothesis import given
+from hypothesis import strategies as st
 
 from wsframe.asyncio import WebSocket, connect
 from wsframe.connection import ClientConnection, ServerConnection
@@ -207,6 +210,29 @@ def test_allows_scope_of_an_asgi_connection() -> None:
     assert OriginPolicy([None]).allows_scope(scope())
     two = scope((b"origin", b"https://a.example"), (b"origin", b"https://a.example"))
     assert not policy.allows_scope(two)
+
+
+_ORIGIN_TEXT = st.one_of(
+    st.text(max_size=60),
+    st.builds(
+        "{}://{}{}".format,
+        st.sampled_from(["http", "HTTPS", "ws", "wss", "x-y"]),
+        st.from_regex(r"[A-Za-z0-9.-]{1,20}|\[[0-9a-f:]{2,20}\]", fullmatch=True),
+        st.sampled_from(["", ":0", ":80", ":443", ":8080", ":65535", ":65536", "/"]),
+    ),
+)
+
+
+@given(origin=_ORIGIN_TEXT, host=st.one_of(st.none(), st.text(max_size=30)))
+def test_any_text_is_decided_without_raising(origin: str, host: Optional[str]) -> None:
+    policy = OriginPolicy(["https://a.example", None], same_host=True)
+    assert policy.allows(origin, host) in (True, False)
+    try:
+        parsed = parse_origin(origin)
+    except ValueError:
+        assert not policy.allows(origin)
+        return
+    assert parse_origin(str(parsed)) == parsed  # the serialisation is canonical
 
 
 # ------------------------------------------------------------------ sans-I/O
@@ -409,3 +435,16 @@ def test_serve_invalid_origins_fail_at_once() -> None:
         serve(Seen().handler, "127.0.0.1", 0, origins=["https://a.example/path"])
     with pytest.raises(TypeError):
         serve(Seen().handler, "127.0.0.1", 0, origins="https://a.example")
+
+
+@async_test
+async def test_serve_logs_refused_handshakes(caplog: pytest.LogCaptureFixture) -> None:
+    # Logged at INFO on "wsframe.server" with the client's address and the
+    # origin (the 403 body never repeats the origin).
+    caplog.set_level(logging.INFO, logger="wsframe.server")
+    async with await start(Seen().handler, origins=["https://app.example"]) as server:
+        await _refused(server, "https://evil.example")
+    messages = [r.getMessage() for r in caplog.records if r.name == "wsframe.server"]
+    assert any(
+        "127.0.0.1" in m and "origin 'https://evil.example' not allowed" in m for m in messages
+    ), messages

@@ -550,6 +550,19 @@ def test_importable_by_name() -> None:
     assert import_from_string("wsframe.uvicorn:WSFrameProtocol") is WSFrameProtocol
 
 
+#: A configured protocol, as an application module would define it for ``--ws``.
+ORIGIN_PROTOCOL = WSFrameProtocol.configure(origins=["https://app.example"])
+
+
+def test_configured_protocol_importable_by_name() -> None:
+    from uvicorn.importer import import_from_string
+
+    protocol = import_from_string("test_uvicorn:ORIGIN_PROTOCOL")
+    assert protocol is ORIGIN_PROTOCOL and issubclass(protocol, WSFrameProtocol)
+    assert protocol.origin_policy is not None
+    assert protocol.origin_policy.allows("https://app.example")
+
+
 def test_echo_on_uvloop() -> None:
     uvloop = pytest.importorskip("uvloop")
 
