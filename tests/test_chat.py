@@ -461,6 +461,18 @@ def test_cli_prints_url_and_exits_0_on_sigterm(tmp_path: Path) -> None:
             proc.wait()
 
 
+def test_cli_invalid_origin_exits_2() -> None:
+    origins = ["--origin", "https://ok.example", "--origin", "https://chat.example/path"]
+    result = subprocess.run(
+        [sys.executable, "-m", "wsframe", "chat", "--port", "0", "--db", ":memory:", *origins],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "https://chat.example/path" in result.stderr and not result.stdout
+
+
 def test_stores_opening_one_new_file_together(tmp_path: Path) -> None:
     # Workers start together on one new history file: SQLite refuses one of
     # them at once ("database is locked") unless the store retries.

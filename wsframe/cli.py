@@ -61,7 +61,7 @@ def _chat(args: argparse.Namespace) -> int:
             redis=args.redis,
             origins=args.origin or (),
         )
-    except (ValueError, TypeError) as exc:
+    except ValueError as exc:
         print(f"chat: {exc}", file=sys.stderr)
         return 2
 
