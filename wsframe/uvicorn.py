@@ -198,7 +198,8 @@ class WSFrameProtocol(AsyncioDriver):
         ``uvicorn.Config(app, ws=...)``, or name it in ``--ws module:name``.
         """
         policy = OriginPolicy.build(origins)
-        return type(cls.__name__, (cls,), {"origin_policy": policy, "__module__": cls.__module__})
+        namespace = {"__slots__": (), "origin_policy": policy, "__module__": cls.__module__}
+        return type(cls.__name__, (cls,), namespace)
 
     def __init__(
         self,
