@@ -549,7 +549,8 @@ class DriverCore:
         """Fail the connection: send a close frame with ``code``, then end gracefully.
 
         As after a protocol violation: our FIN follows the close frame, what
-        the peer still sends is read and ignored until it closes, and the
+        the peer still sends is read and ignored until it closes (no message
+        reaches the application any more, listener included), and the
         connection is dropped after ``close_timeout`` if it never does.
         """
         self.start_close(code, reason)
@@ -575,7 +576,10 @@ class DriverCore:
         if self._draining:
             return
         self._draining = True
+        # Failed: nothing more reaches the application, in the callback
+        # style either (RFC 6455 §7.1.7), not even later in this very read.
         self.discard_messages = True
+        self._listener_message = None
         self.wake_reader()
         self.flush()
         if transport.can_write_eof():
