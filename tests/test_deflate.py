@@ -890,6 +890,50 @@ class TestSizeLimit:
             engine(False).decompress(engine(True).compress(bytes((1 << 20) + 1)), True)
 
 
+def _finished(data: bytes) -> bytes:
+    """A raw DEFLATE stream that ends with a BFINAL block."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return compressor.compress(data) + compressor.flush(zlib.Z_FINISH)
+
+
+#: name -> (payloads of the frames of one message, the error expected).
+_KEPT_ERRORS: dict[str, tuple[list[bytes], type[ProtocolError]]] = {
+    "one_small_frame": ([_bomb(3)], MessageTooBig),  # < 4 KiB: the one-call path
+    "one_frame": ([_bomb(8)], MessageTooBig),
+    "fragments": ([_bomb(8)[:4000], _bomb(8)[4000:]], MessageTooBig),
+    "after_end_of_stream": ([_finished(bytes(1_000_000)) + _bomb(1)], MessageTooBig),
+    "corrupt_after_end_of_stream": ([_finished(bytes(1_000_000)) + b"\x07\xff"], ProtocolError),
+}
+
+
+@pytest.mark.parametrize("name", list(_KEPT_ERRORS))
+def test_kept_error_holds_no_output(name: str) -> None:
+    """The error of decompress() does not keep what was inflated before it.
+
+    Its traceback starts in decompress(): the frames below it, which held the
+    output (up to the limit: the megabytes of a compression bomb), are freed
+    even if the caller keeps the error, e.g. as a failed connection's error.
+    """
+    payloads, expected = _KEPT_ERRORS[name]
+    receiver = engine(False, max_message_size=1 << 20)
+    kept: Optional[BaseException] = None
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        try:
+            for index, payload in enumerate(payloads):
+                receiver.decompress(payload, index == len(payloads) - 1)
+        except ProtocolError as exc:
+            kept = exc
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert type(kept) is expected
+    assert held < 64 << 10, f"{name}: the kept error holds {held} bytes"
+    if expected is not MessageTooBig:
+        assert isinstance(kept.__cause__, zlib.error)  # the cause stays
+
+
 # -- corrupt data -------------------------------------------------------------------
 
 

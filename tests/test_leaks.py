@@ -1,10 +1,16 @@
-"""Leak checks of the C extension (wsframe._codec_c).
+"""Leak checks of the C extension (wsframe._codec_c), and of failed connections.
 
 A release build has no ``sys.gettotalrefcount``, so: the reference counts of
 the inputs do not move over many calls, the outputs hold the same references
 as the pure-Python codec's, and the memory Python allocates (tracemalloc) and
 the process's RSS stay flat over ~2 million calls in all, error paths
 included. ``bash tests/valgrind.sh`` runs the same loops under valgrind.
+
+A sans-I/O connection failed by its peer (a compression bomb, a message too
+big, corrupt data, a protocol violation, a bad handshake), with both codecs:
+it holds little memory once failed (a driver may keep it a while), and
+dropping it frees everything at once, with no reference cycle left for the
+garbage collector. Repeated attacks on a real server: tests/test_hostile.py.
 """
 
 from __future__ import annotations
@@ -14,12 +20,15 @@ import contextlib
 import gc
 import sys
 import tracemalloc
-from typing import Any, Callable
+import zlib
+from typing import Any, Callable, Optional
 
 import pytest
 from conftest import CODEC_PY, require_c
 
-from wsframe.errors import ProtocolError
+import wsframe.connection as connection_module
+from wsframe.connection import ClientConnection, ServerConnection, State
+from wsframe.errors import InvalidHandshake, MessageTooBig, ProtocolError, drop_traceback
 
 KEY = b"\x11\x22\x33\x44"
 PAYLOAD = bytes(range(256)) * 8  # 2 KiB
@@ -170,3 +179,161 @@ def test_output_references() -> None:
         return out
 
     assert counts(codec_c) == counts(CODEC_PY)
+
+
+# ------------------------------------------ a failed connection keeps nothing
+
+LIMIT = 1 << 20  # the default max_message_size
+
+
+def _deflated(data: bytes) -> bytes:
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    out = compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    return out[:-4]
+
+
+def _frame(opcode: int, payload: bytes, **flags: Any) -> bytes:
+    return CODEC_PY.encode_frame(opcode, payload, mask=KEY, **flags)
+
+
+def _fragments(first_opcode: int, pieces: list[bytes], rsv1: bool = False) -> list[bytes]:
+    frames = [_frame(first_opcode, pieces[0], fin=False, rsv1=rsv1)]
+    frames += [_frame(0, piece, fin=False) for piece in pieces[1:]]
+    return frames
+
+
+_BOMB = _deflated(bytes(8 * LIMIT))  # 8 MiB of zeros in ~8 KB
+_BOMB_PIECES = [_BOMB[i : i + 512] for i in range(0, len(_BOMB), 512)]
+
+#: name -> (permessage-deflate, what the peer sends in turn, close code or status).
+#: Sent after the handshake, except for "oversized_header" (the request itself).
+FAILURES: dict[str, tuple[bool, list[bytes], int]] = {
+    "bomb": (True, [_frame(2, _BOMB, rsv1=True)], 1009),
+    "bomb_fragmented": (True, _fragments(2, _BOMB_PIECES, rsv1=True), 1009),
+    "too_big_fragmented": (False, _fragments(2, [bytes(400_000)] * 4), 1009),
+    "corrupt_deflate": (True, [_frame(2, b"\x07\xff", rsv1=True)], 1002),
+    "corrupt_deflate_fragmented": (
+        True,
+        [*_fragments(2, [_deflated(bytes(300_000))], rsv1=True), _frame(0, b"\x07\xff")],
+        1002,
+    ),
+    "violation_after_message": (False, [_frame(2, b"ok" * 500) + b"\x83\x80" + KEY], 1002),
+    "invalid_utf8_fragmented": (False, _fragments(1, [b"a" * 300_000, b"\xff"]), 1007),
+    "oversized_header": (
+        False,
+        [b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 100_000 + b"\r\n\r\n"],
+        431,
+    ),
+}
+
+
+@pytest.fixture
+def conn_codec(codec: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Run the connection on the codec under test."""
+    for name in ("FrameDecoder", "Utf8Validator", "encode_frame"):
+        monkeypatch.setattr(connection_module, name, getattr(codec, name))
+    return codec
+
+
+def _server(deflate: bool, defer: bool) -> ServerConnection:
+    """An open server connection (deferring failures like the asyncio driver)."""
+    client = ClientConnection("ws://x/", compression="deflate" if deflate else None)
+    server = ServerConnection()
+    server.defer_failure = defer
+    server.receive_data(client.data_to_send())
+    server.events()
+    server.accept()
+    assert server.state is State.OPEN and (server.deflate is not None) == deflate
+    server.data_to_send()
+    return server
+
+
+def _attack(name: str, defer: bool) -> ServerConnection:
+    deflate, chunks, expected = FAILURES[name]
+    server = ServerConnection() if name == "oversized_header" else _server(deflate, defer)
+    for chunk in chunks:
+        server.receive_data(chunk)
+    server.fail_pending()
+    error: Optional[Exception] = server.error
+    if isinstance(error, InvalidHandshake):
+        assert error.status == expected
+    else:
+        assert isinstance(error, ProtocolError) and error.close_code == expected, error
+    assert server.close_transport
+    server.events()
+    server.data_to_send()
+    return server
+
+
+@pytest.mark.parametrize("defer", [False, True], ids=["fail", "defer"])
+@pytest.mark.parametrize("name", list(FAILURES))
+def test_failed_connection_holds_little(conn_codec: Any, name: str, defer: bool) -> None:
+    """Once failed, the connection keeps neither the message nor the data read.
+
+    A driver keeps a failed connection a while (until the peer closes, or
+    close_timeout): the inflated bytes of a bomb, the pieces of a message that
+    grew too big or the frames read with the violation must not stay with it.
+    """
+    tracemalloc.start()
+    try:
+        _attack(name, defer)  # warm up: zlib, the codec's tables
+        before = tracemalloc.get_traced_memory()[0]
+        server = _attack(name, defer)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert server.error is not None
+    assert held < 64 << 10, f"{name}: the failed connection holds {held} bytes"
+
+
+@pytest.mark.parametrize("defer", [False, True], ids=["fail", "defer"])
+@pytest.mark.parametrize("name", ["normal", *FAILURES])
+def test_failed_connection_leaves_no_cycle(conn_codec: Any, name: str, defer: bool) -> None:
+    """Dropping a failed connection frees it at once: no reference cycle.
+
+    Garbage in a cycle waits for the collector's oldest generation, which a
+    server allocating few objects per connection runs rarely: a cycle through
+    a kept exception's traceback held each bombed connection's inflated
+    megabytes for hundreds of connections.
+    """
+    gc.collect()
+    gc.disable()
+    try:
+        if name == "normal":
+            server = _server(True, defer)
+            server.receive_data(_frame(2, _deflated(b"hello"), rsv1=True))
+            server.receive_data(_frame(8, b"\x03\xe8"))
+            assert server.state is State.CLOSED and server.error is None
+        else:
+            server = _attack(name, defer)
+        del server
+        unreachable = gc.collect()
+    finally:
+        gc.enable()
+    assert unreachable == 0, f"{name}: {unreachable} objects were left in reference cycles"
+
+
+def test_drop_traceback() -> None:
+    """The tracebacks of the error, its cause and its context go; the rest stays."""
+
+    def fail() -> None:
+        try:
+            raise ValueError("inner")
+        except ValueError as inner:
+            try:
+                raise KeyError("context")
+            except KeyError:
+                raise MessageTooBig("outer") from inner
+
+    try:
+        fail()
+    except MessageTooBig as exc:
+        error = exc
+    cause, context = error.__cause__, error.__context__
+    assert cause is not None and context is not None and cause.__traceback__ is not None
+    assert context.__context__ is cause  # chains may share members
+    assert drop_traceback(error) is error
+    assert error.__traceback__ is None
+    assert cause.__traceback__ is None and context.__traceback__ is None
+    assert (error.__cause__, error.__context__) == (cause, context)
+    assert (str(error), error.close_code) == ("outer", 1009)

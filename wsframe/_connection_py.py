@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, Union
 from .assembler import MessageAssembler, invalid_utf8
 from .closing import close_payload, failure_reason, parse_close
 from .codec import FrameDecoder, encode_frame
-from .errors import InvalidState, ProtocolError
+from .errors import InvalidState, ProtocolError, drop_traceback
 from .events import BinaryMessage, CloseReceived, Event, Ping, Pong, TextMessage
 from .ratelimit import TokenBucket
 from .state import State
@@ -439,7 +439,7 @@ class Connection:
             frames = decoder.feed(data, size)
         except ProtocolError as exc:
             frames = exc.frames
-            error = exc
+            error = drop_traceback(exc)
         if self._paused:
             # Keep the frames as they are (compressed payloads stay
             # compressed) until resume(): at most what one read brought.
@@ -516,6 +516,8 @@ class Connection:
             self._violation(exc)
 
     def _violation(self, error: ProtocolError) -> None:
+        drop_traceback(error)  # kept: see wsframe.errors.drop_traceback
+        self._assembler = None  # the message being received is lost
         if self.defer_failure:
             # The driver calls fail_pending() once the application had a
             # chance to answer what came before the violation.

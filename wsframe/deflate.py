@@ -33,7 +33,7 @@ import zlib
 from collections.abc import Iterable
 from typing import Literal, NoReturn, Optional, Union
 
-from .errors import InvalidHandshake, MessageTooBig, ProtocolError
+from .errors import InvalidHandshake, MessageTooBig, ProtocolError, drop_traceback
 
 __all__ = [
     "DEFAULT_COMPRESS_LEVEL",
@@ -361,7 +361,8 @@ class PerMessageDeflate:
         for more than the remaining budget plus one byte — and
         :class:`~wsframe.errors.ProtocolError` (1002) for corrupt deflate data.
         After either error the state of the message is dropped; the
-        connection is expected to fail.
+        connection is expected to fail. The error's traceback starts in this
+        method: keeping the error does not keep the output inflated so far.
 
         A peer may end its data with a DEFLATE block with BFINAL set
         (RFC 7692 §7.2.3.3); whatever follows the end of that stream is
@@ -369,40 +370,49 @@ class PerMessageDeflate:
         too (data from zlib-based peers doing this never refers back across
         the end of a stream).
         """
-        if final and len(data) < _JOIN_TAIL_BELOW:
-            # Fast path, most messages: one zlib call.
-            decompressor = self._decompressor
-            if decompressor is None:
-                decompressor = self._decompressor = zlib.decompressobj(self._wbits)
-            remaining = self._remaining
-            try:
-                if remaining is None:
-                    out: bytes = decompressor.decompress(bytes(data) + _TAIL)
-                else:
-                    out = decompressor.decompress(bytes(data) + _TAIL, remaining + 1)
-                    if len(out) > remaining:
-                        self._too_big()
-            except zlib.error as exc:
-                self._corrupt(exc)
-            if decompressor.eof:
-                if remaining is not None:
-                    self._remaining = remaining - len(out)
-                out = self._after_end_of_stream(decompressor, out)
-            # The message is complete: the next one has the whole budget (the
-            # frames before this one, if any, used part of it).
-            self._remaining = self.max_message_size
-            if self.remote_no_context_takeover:
-                self._decompressor = None
+        try:
+            if final and len(data) < _JOIN_TAIL_BELOW:
+                # Fast path, most messages: one zlib call.
+                decompressor = self._decompressor
+                if decompressor is None:
+                    decompressor = self._decompressor = zlib.decompressobj(self._wbits)
+                remaining = self._remaining
+                try:
+                    if remaining is None:
+                        out: bytes = decompressor.decompress(bytes(data) + _TAIL)
+                    else:
+                        out = decompressor.decompress(bytes(data) + _TAIL, remaining + 1)
+                        if len(out) > remaining:
+                            self._too_big()
+                except zlib.error as exc:
+                    self._corrupt(exc)
+                if decompressor.eof:
+                    if remaining is not None:
+                        self._remaining = remaining - len(out)
+                    out = self._after_end_of_stream(decompressor, out)
+                # The message is complete: the next one has the whole budget (the
+                # frames before this one, if any, used part of it).
+                self._remaining = self.max_message_size
+                if self.remote_no_context_takeover:
+                    self._decompressor = None
+                return out
+            out = self._inflate(data)
+            if final:
+                more = self._inflate(_TAIL)
+                if more:
+                    out += more
+                self._remaining = self.max_message_size
+                if self.remote_no_context_takeover:
+                    self._decompressor = None
             return out
-        out = self._inflate(data)
-        if final:
-            more = self._inflate(_TAIL)
-            if more:
-                out += more
-            self._remaining = self.max_message_size
-            if self.remote_no_context_takeover:
-                self._decompressor = None
-        return out
+        except ProtocolError as exc:
+            # Raised again with a traceback that starts here: the frames it
+            # went through hold what was inflated (up to the limit: the
+            # megabytes of a compression bomb), and whoever keeps the error
+            # (e.g. as a connection's failure) would keep them too. Its cause,
+            # if any (the zlib error), stays.
+            out = b""
+            raise drop_traceback(exc) from exc.__cause__
 
     def _inflate(self, data: BytesLike) -> bytes:
         decompressor = self._decompressor
