@@ -16,6 +16,7 @@ garbage collector. Repeated attacks on a real server: tests/test_hostile.py.
 from __future__ import annotations
 
 import array
+import asyncio
 import contextlib
 import gc
 import sys
@@ -24,10 +25,13 @@ import zlib
 from typing import Any, Callable, Optional
 
 import pytest
+from asyncio_helpers import use_codec
 from conftest import CODEC_PY, require_c
 
 import wsframe.connection as connection_module
+from wsframe.asyncio import WebSocket, serve
 from wsframe.connection import ClientConnection, ServerConnection, State
+from wsframe.echo import EchoListener
 from wsframe.errors import InvalidHandshake, MessageTooBig, ProtocolError, drop_traceback
 
 KEY = b"\x11\x22\x33\x44"
@@ -337,3 +341,139 @@ def test_drop_traceback() -> None:
     assert cause.__traceback__ is None and context.__traceback__ is None
     assert (error.__cause__, error.__context__) == (cause, context)
     assert (str(error), error.close_code) == ("outer", 1009)
+
+
+class _Driver:
+    """Holds its connection and takes its messages through a bound method, as drivers do."""
+
+    def __init__(self, conn: ServerConnection) -> None:
+        self.conn = conn
+        self.messages: list[Any] = []
+        conn.on_message = self.deliver
+
+    def deliver(self, message: Any) -> None:
+        self.messages.append(message)
+
+
+@pytest.mark.parametrize("end", ["close_frame", "eof", "failure_then_eof"])
+def test_driver_callback_leaves_no_cycle(conn_codec: Any, end: str) -> None:
+    """A driver whose bound method is ``on_message`` is freed with its connection.
+
+    The connection drops the callback once it is closed, so the pair is not
+    left in a cycle for the garbage collector (with whatever the connection
+    holds: its request, its zlib streams).
+    """
+    gc.collect()
+    gc.disable()
+    try:
+        driver = _Driver(_server(True, True))
+        driver.conn.receive_data(_frame(2, _deflated(b"hello"), rsv1=True))
+        assert driver.messages == [b"hello"]
+        if end == "close_frame":
+            driver.conn.receive_data(_frame(8, b"\x03\xe8"))
+        elif end == "failure_then_eof":
+            driver.conn.receive_data(_frame(2, _BOMB, rsv1=True))
+            driver.conn.fail_pending()
+            driver.conn.receive_eof()
+        else:
+            driver.conn.receive_eof()
+        assert driver.conn.state is State.CLOSED
+        del driver
+        unreachable = gc.collect()
+    finally:
+        gc.enable()
+    assert unreachable == 0, f"{end}: {unreachable} objects were left in reference cycles"
+
+
+_UPGRADE = (
+    "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: {version}\r\n"
+    "{extra}\r\n"
+)
+_DEFLATE = "Sec-WebSocket-Extensions: permessage-deflate\r\n"
+
+#: name -> (the request, what follows it): what a client of a real server does.
+_SESSIONS: dict[str, tuple[str, bytes]] = {
+    "echo_and_close": (
+        _UPGRADE.format(version=13, extra=_DEFLATE),
+        _frame(1, _deflated(b"hi"), rsv1=True) + _frame(2, b"x" * 100) + _frame(8, b"\x03\xe8"),
+    ),
+    "dropped": (_UPGRADE.format(version=13, extra=""), b""),
+    "bomb": (_UPGRADE.format(version=13, extra=_DEFLATE), _frame(2, _BOMB, rsv1=True)),
+    "violation_after_message": (
+        _UPGRADE.format(version=13, extra=""),
+        _frame(1, b"hi") + b"\x83\x80" + KEY,
+    ),
+    "rejected": (_UPGRADE.format(version=8, extra=""), b""),
+}
+
+
+async def _session(port: int, name: str) -> None:
+    request, then = _SESSIONS[name]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request.encode())
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 426" if name == "rejected" else b"HTTP/1.1 101"), head
+        if then:
+            writer.write(then)
+            await asyncio.wait_for(reader.read(), 5)  # until the server closes
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
+async def _echo(ws: WebSocket) -> None:
+    async for message in ws:
+        await ws.send(message)
+
+
+@pytest.mark.parametrize("style", ["handler", "listener"])
+def test_server_connections_leave_no_cycle(
+    codec: Any, monkeypatch: pytest.MonkeyPatch, style: str
+) -> None:
+    """Connections of a real asyncio server are freed as soon as they are over.
+
+    Whether they ended cleanly, were dropped, failed (a compression bomb, a
+    violation after a message) or never opened: nothing of wsframe is left
+    in a reference cycle, to wait for the collector's oldest generation with
+    the memory it holds. (asyncio's own transports keep a cycle of theirs.)
+    """
+    use_codec(codec, monkeypatch)
+
+    async def main() -> list[str]:
+        async with serve(
+            EchoListener if style == "listener" else _echo,
+            "127.0.0.1",
+            0,
+            ping_interval=None,
+            close_timeout=0.2,  # a failed connection waits that long for the peer
+        ) as server:
+            await _session(server.port, "echo_and_close")  # warm up
+            await asyncio.sleep(0.3)
+            gc.collect()
+            gc.disable()
+            try:
+                for name in _SESSIONS:
+                    for _ in range(3):
+                        await _session(server.port, name)
+                await asyncio.sleep(0.5)  # the failed connections' close_timeout
+                assert not server.websockets
+                gc.set_debug(gc.DEBUG_SAVEALL)
+                try:
+                    gc.collect()
+                    garbage = [
+                        f"{type(o).__module__}.{type(o).__qualname__}"
+                        for o in gc.garbage
+                        if type(o).__module__.startswith("wsframe")
+                    ]
+                finally:
+                    gc.set_debug(0)
+                    gc.garbage.clear()
+            finally:
+                gc.enable()
+            return garbage
+
+    garbage = asyncio.run(main())
+    assert not garbage, f"left in reference cycles: {sorted(set(garbage))}"

@@ -131,6 +131,8 @@ class Connection:
         #: Optional callback for complete messages (``str`` or ``bytes``),
         #: called instead of queueing TextMessage/BinaryMessage events (not
         #: fragments): the fast path of drivers that dispatch at once.
+        #: Dropped once the connection is CLOSED by the peer's close frame or
+        #: by :meth:`receive_eof`.
         self.on_message: Optional[Callable[[Message], None]] = None
         #: Hold back a violation found after valid messages of the same read
         #: until :meth:`fail_pending`, so the application can still answer
@@ -397,12 +399,18 @@ class Connection:
         )
 
     def receive_eof(self) -> None:
-        """The peer closed its side of the transport (or the transport was lost)."""
+        """The peer closed its side of the transport (or the transport was lost).
+
+        Nothing more arrives: ``on_message`` is dropped, so that a callback
+        bound to the driver (which holds this connection) leaves no reference
+        cycle for the garbage collector.
+        """
         if self.state is _CONNECTING:
             self._handshake_eof()
         if self._deferred_error is not None:
             self.error, self._deferred_error = self._deferred_error, None
         self._decoder = None
+        self.on_message = None
         self.state = _CLOSED
         self.close_transport = True
 
@@ -646,6 +654,7 @@ class Connection:
             self._send_close(close_payload(code, "") if code is not None else b"", code, "")
         self.state = _CLOSED
         self._decoder = None
+        self.on_message = None  # no more messages: see receive_eof
         # The server closes the TCP connection first (RFC 6455 §7.1.1).
         self.close_transport = self.is_server
 
