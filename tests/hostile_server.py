@@ -1,11 +1,15 @@
 """An echo server for tests/test_hostile.py, run in a process of its own.
 
-``python tests/hostile_server.py [--open-timeout S]`` prints ``listening PORT``
-once it accepts connections. ``GET /_stats`` (plain HTTP) answers JSON:
-``traced`` (bytes allocated by Python, tracemalloc, after a GC), ``peak``
-(their peak since the last ``/_stats?reset``), ``rss`` (bytes),
-``connections`` (other than this request) and ``implementation``.
-``WSFRAME_NO_EXTENSIONS=1`` selects the pure-Python codec.
+``python tests/hostile_server.py [--open-timeout S] [--close-timeout S]
+[--no-tracemalloc]`` prints ``listening PORT`` once it accepts connections.
+``GET /_stats`` (plain HTTP) answers JSON: ``traced`` (bytes allocated by
+Python, tracemalloc, after a GC), ``peak`` (their peak since the last
+``/_stats?reset``), ``rss`` (bytes), ``connections`` (other than this request)
+and ``implementation``. ``/_stats?nogc`` skips the GC (to watch the server as
+it runs by itself: cyclic garbage waits for the collector). With
+``--no-tracemalloc`` (to measure RSS as a production server has it),
+``traced`` and ``peak`` are 0. ``WSFRAME_NO_EXTENSIONS=1`` selects the
+pure-Python codec.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ async def echo(ws: WebSocket) -> None:
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--open-timeout", type=float, default=1.0)
+    parser.add_argument("--close-timeout", type=float, default=None)
+    parser.add_argument("--no-tracemalloc", action="store_true")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < 8192 and (hard == resource.RLIM_INFINITY or hard > soft):
@@ -48,9 +54,11 @@ async def main() -> None:
     def process_request(ws: WebSocket, request: Any) -> Any:
         if request.path != "/_stats":
             return None
-        gc.collect()
+        query = set((request.query or "").split("&"))
+        if "nogc" not in query:
+            gc.collect()
         current, peak = tracemalloc.get_traced_memory()
-        if request.query == "reset":
+        if "reset" in query:
             tracemalloc.reset_peak()
         assert server is not None
         body = {
@@ -62,7 +70,9 @@ async def main() -> None:
         }
         return (200, {"Content-Type": "application/json"}, json.dumps(body))
 
-    tracemalloc.start()
+    if not args.no_tracemalloc:
+        tracemalloc.start()
+    options = {} if args.close_timeout is None else {"close_timeout": args.close_timeout}
     server = await serve(
         echo,
         "127.0.0.1",
@@ -71,6 +81,7 @@ async def main() -> None:
         open_timeout=args.open_timeout,
         ping_interval=None,
         backlog=4096,
+        **options,
     )
     print(f"listening {server.port}", flush=True)
     await server.serve_forever()
