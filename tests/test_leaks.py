@@ -477,3 +477,33 @@ def test_server_connections_leave_no_cycle(
 
     garbage = asyncio.run(main())
     assert not garbage, f"left in reference cycles: {sorted(set(garbage))}"
+
+
+@pytest.mark.parametrize("style", ["handler", "listener"])
+def test_failed_connections_freed_once_lost(
+    codec: Any, monkeypatch: pytest.MonkeyPatch, style: str
+) -> None:
+    """A failed connection is freed when its transport is lost, not close_timeout later.
+
+    The timer that would drop a transport whose peer never closes held the
+    connection for close_timeout (10 s) even after the peer had closed: a
+    peer failing connections fast made the server hold all of them.
+    """
+    use_codec(codec, monkeypatch)
+
+    async def main() -> int:
+        async with serve(
+            EchoListener if style == "listener" else _echo, "127.0.0.1", 0, ping_interval=None
+        ) as server:
+            for _ in range(5):
+                await _session(server.port, "bomb")
+                await _session(server.port, "violation_after_message")
+            for _ in range(100):
+                if not server.websockets:
+                    break
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)  # handler tasks end
+            return sum(isinstance(o, WebSocket) for o in gc.get_objects())
+
+    alive = asyncio.run(main())
+    assert alive == 0, f"{alive} connections still alive after their transport was lost"
