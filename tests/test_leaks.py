@@ -7,7 +7,7 @@ the process's RSS stay flat over ~2 million calls in all, error paths
 included. ``bash tests/valgrind.sh`` runs the same loops under valgrind.
 
 A sans-I/O connection failed by its peer (a compression bomb, a message too
-big, corrupt data, a protocol violation, a bad handshake), with both codecs:
+big, corrupt data, a protocol violation, a bad handshake; compiled or twin):
 it holds little memory once failed (a driver may keep it a while), and
 dropping it frees everything at once, with no reference cycle left for the
 garbage collector. Repeated attacks on a real server: tests/test_hostile.py.
@@ -25,10 +25,8 @@ import zlib
 from typing import Any, Callable, Optional
 
 import pytest
-from asyncio_helpers import use_codec
 from conftest import CODEC_PY, require_c
 
-import wsframe.connection as connection_module
 from wsframe.asyncio import WebSocket, serve
 from wsframe.connection import ClientConnection, ServerConnection, State
 from wsframe.echo import EchoListener
@@ -232,11 +230,9 @@ FAILURES: dict[str, tuple[bool, list[bytes], int]] = {
 
 
 @pytest.fixture
-def conn_codec(codec: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Run the connection on the codec under test."""
-    for name in ("FrameDecoder", "Utf8Validator", "encode_frame"):
-        monkeypatch.setattr(connection_module, name, getattr(codec, name))
-    return codec
+def conn_codec(active_codec: Any) -> Any:
+    """The codec of this run (the connection's)."""
+    return active_codec
 
 
 def _server(deflate: bool, defer: bool) -> ServerConnection:
@@ -430,9 +426,7 @@ async def _echo(ws: WebSocket) -> None:
 
 
 @pytest.mark.parametrize("style", ["handler", "listener"])
-def test_server_connections_leave_no_cycle(
-    codec: Any, monkeypatch: pytest.MonkeyPatch, style: str
-) -> None:
+def test_server_connections_leave_no_cycle(style: str) -> None:
     """Connections of a real asyncio server are freed as soon as they are over.
 
     Whether they ended cleanly, were dropped, failed (a compression bomb, a
@@ -440,7 +434,6 @@ def test_server_connections_leave_no_cycle(
     in a reference cycle, to wait for the collector's oldest generation with
     the memory it holds. (asyncio's own transports keep a cycle of theirs.)
     """
-    use_codec(codec, monkeypatch)
 
     async def main() -> list[str]:
         async with serve(
@@ -480,16 +473,13 @@ def test_server_connections_leave_no_cycle(
 
 
 @pytest.mark.parametrize("style", ["handler", "listener"])
-def test_failed_connections_freed_once_lost(
-    codec: Any, monkeypatch: pytest.MonkeyPatch, style: str
-) -> None:
+def test_failed_connections_freed_once_lost(style: str) -> None:
     """A failed connection is freed when its transport is lost, not close_timeout later.
 
     The timer that would drop a transport whose peer never closes held the
     connection for close_timeout (10 s) even after the peer had closed: a
     peer failing connections fast made the server hold all of them.
     """
-    use_codec(codec, monkeypatch)
 
     async def main() -> int:
         async with serve(
