@@ -21,8 +21,8 @@ with at least 200 rounds; the bounds are not checked with fewer.
 
 Many attacks take a few milliseconds a round, a handful about a second (a
 timeout to wait for, 2000 connections, 300,000 frames): 200 rounds of
-everything take some 20 minutes with the C codec and about twice that with
-the pure-Python one (``--impl c`` to skip it).
+everything take some 20 minutes with the C codec and 35 with the pure-Python
+one (``--impl c`` to skip it).
 """
 
 from __future__ import annotations
