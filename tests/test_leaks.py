@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import gc
 import sys
+import time
 import tracemalloc
 import zlib
 from typing import Any, Callable, Optional
@@ -420,6 +421,13 @@ async def _session(port: int, name: str) -> None:
             await writer.wait_closed()
 
 
+async def _until(predicate: Callable[[], bool], timeout: float) -> None:
+    """Poll ``predicate()`` until it is true or ``timeout`` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+
+
 async def _echo(ws: WebSocket) -> None:
     async for message in ws:
         await ws.send(message)
@@ -452,6 +460,7 @@ def test_server_connections_leave_no_cycle(style: str) -> None:
                     for _ in range(3):
                         await _session(server.port, name)
                 await asyncio.sleep(0.5)  # the failed connections' close_timeout
+                await _until(lambda: not server.websockets, 5.0)
                 assert not server.websockets
                 gc.set_debug(gc.DEBUG_SAVEALL)
                 try:
@@ -488,12 +497,14 @@ def test_failed_connections_freed_once_lost(style: str) -> None:
             for _ in range(5):
                 await _session(server.port, "bomb")
                 await _session(server.port, "violation_after_message")
-            for _ in range(100):
-                if not server.websockets:
-                    break
-                await asyncio.sleep(0.01)
-            await asyncio.sleep(0.05)  # handler tasks end
-            return sum(isinstance(o, WebSocket) for o in gc.get_objects())
+
+            def alive() -> int:
+                return sum(isinstance(o, WebSocket) for o in gc.get_objects())
+
+            # The peers close at once: the transports are lost and the handler
+            # tasks end within moments (close_timeout is 10 s).
+            await _until(lambda: not server.websockets and not alive(), 3.0)
+            return alive()
 
     alive = asyncio.run(main())
     assert alive == 0, f"{alive} connections still alive after their transport was lost"
