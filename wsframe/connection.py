@@ -45,7 +45,7 @@ from .deflate import (
     deflate_offer,
     negotiate_deflate,
 )
-from .errors import InvalidHandshake, InvalidState
+from .errors import InvalidHandshake, InvalidState, drop_traceback
 from .events import Accepted, Rejected, Request
 from .handshake import (
     OriginPolicy,
@@ -189,7 +189,7 @@ class ServerConnection(Connection):
         status = error.status or 400
         body = error.body or str(error).encode()
         self._answer(reject_response(status, body, error.headers or None))
-        self.error = error
+        self.error = drop_traceback(error)
         self._emit(Rejected(error))
 
     def _answer(self, response: Response) -> None:
@@ -398,7 +398,7 @@ class ClientConnection(Connection):
 
     def _handshake_failed(self, error: InvalidHandshake) -> None:
         self._parser = None
-        self.error = error
+        self.error = drop_traceback(error)
         self.state = State.CLOSED
         self.close_transport = True
         self._emit(Rejected(error))
