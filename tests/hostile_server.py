@@ -103,7 +103,8 @@ async def main() -> None:
         target = 8192 if hard == resource.RLIM_INFINITY else min(hard, 8192)
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
     server: Optional[Server] = None
-    memory = Memory(enabled=not args.no_tracemalloc)
+    # Without tracemalloc (PyPy) reading the GC's statistics costs nothing.
+    memory = Memory(enabled=not args.no_tracemalloc or tracemalloc is None)
 
     def process_request(ws: WebSocket, request: Any) -> Any:
         if request.path != "/_stats":

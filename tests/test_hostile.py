@@ -276,6 +276,11 @@ def test_idle_connections(hostile: ServerProcess) -> None:
 #: ``python -m wsframe echo`` (issue 13).
 STRESS_REPS = 200
 STRESS_BOUND = {"serve": 5 << 20, "echo": 10 << 20}
+if IS_PYPY:
+    # The echo server has no endpoint to force a collection: its RSS holds
+    # the garbage of the rounds since the GC's last major collection (a
+    # 64 MiB inflation each); a leak of one round each (1.9 GiB) still shows.
+    STRESS_BOUND["echo"] = 3 * 64 << 20
 #: The short series of the default run: 30 rounds, or 5 for the attacks that
 #: take about a second each (a timeout to wait for, 2000 connections, 300,000
 #: frames). Same bounds: a leak of 200 KB a round (the bomb left 1-2 MiB a

@@ -270,7 +270,8 @@ async def test_configure_origins_refuses_before_the_application() -> None:
     protocol = WSFrameProtocol.configure(origins=["https://app.example", None])
     assert issubclass(protocol, WSFrameProtocol) and protocol.origin_policy is not None
     assert WSFrameProtocol.origin_policy is None  # the base class is unchanged
-    assert protocol.__dictoffset__ == WSFrameProtocol.__dictoffset__ == 0  # no __dict__
+    # __slots__ all the way up: a connection has no __dict__ (as on any interpreter).
+    assert all("__slots__" in vars(klass) for klass in protocol.__mro__[:-1])
     async with serve(make_app(rec), ws=protocol) as (port, _):
         url = f"ws://127.0.0.1:{port}/echo"
         for origin in ("https://evil.example", "http://app.example", "null"):
