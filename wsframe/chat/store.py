@@ -127,8 +127,7 @@ class HistoryStore:
                 return
             except sqlite3.OperationalError as exc:
                 if not any(
-                    transient in str(exc)
-                    for transient in ("locked", "busy", "schema has changed")
+                    transient in str(exc) for transient in ("locked", "busy", "schema has changed")
                 ):
                     raise
                 if time.monotonic() > deadline:
