@@ -11,11 +11,20 @@ The codec tests also compare both codecs directly in the same process:
 ``codec`` is parametrized over ``"c"`` (``wsframe._codec_c``) and ``"python"``
 (``wsframe._codec_py``); in the twins' run the ``"c"`` cases, which the first
 run covered, are deselected.
+
+On PyPy the twins are the default (``wsframe._implementation``) and the
+compiled modules are only built when asked for (``WSFRAME_USE_CEXT=1 pip
+install -e .``): one run tests the twins, and the ``"c"`` cases are skipped
+unless the extension was built.
+
+Tests marked ``stress`` (long repetitions) are deselected unless pytest runs
+with ``--stress`` or ``WSFRAME_STRESS=1`` is set.
 """
 
 from __future__ import annotations
 
 import os
+import platform
 import types
 from typing import Any, Optional
 
@@ -51,9 +60,17 @@ CODEC_PY = _codec_py
 #: The codec the connection and the drivers use in this run.
 ACTIVE_CODEC = CODEC_C if _implementation.use_c else CODEC_PY
 
+#: PyPy: no reference counts, no tracemalloc; the C extension is not built by default.
+IS_PYPY = platform.python_implementation() == "PyPy"
+
+
+def _twins_by_default() -> bool:
+    """PyPy without ``WSFRAME_USE_CEXT=1``: the twins are what wsframe uses."""
+    return IS_PYPY and os.environ.get("WSFRAME_USE_CEXT", "") in ("", "0")
+
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    if not _extensions_disabled() and not _implementation.use_c:
+    if not _extensions_disabled() and not _twins_by_default() and not _implementation.use_c:
         pytest.exit(
             "the compiled modules of wsframe did not build or cannot be imported "
             f"({CODEC_C_ERROR!r}); build them with `python setup.py build_ext --inplace`, "
@@ -62,8 +79,30 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         )
 
 
+def stress_enabled(config: pytest.Config) -> bool:
+    """Whether the ``stress`` tests run: ``--stress`` or ``WSFRAME_STRESS=1``."""
+    if config.getoption("--stress"):
+        return True
+    return os.environ.get("WSFRAME_STRESS", "") not in ("", "0")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--stress",
+        action="store_true",
+        default=False,
+        help="also run the tests marked stress (long repetitions; or WSFRAME_STRESS=1)",
+    )
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """In the twins' run, leave out the direct tests of the C codec (run before)."""
+    """Leave out the stress tests unless asked for; in the twins' run, the
+    direct tests of the C codec (run before)."""
+    if not stress_enabled(config):
+        stress = [item for item in items if item.get_closest_marker("stress") is not None]
+        if stress:
+            config.hook.pytest_deselected(items=stress)
+            items[:] = [item for item in items if item.get_closest_marker("stress") is None]
     if not _extensions_disabled() or CODEC_C is None:
         return
     keep, drop = [], []
@@ -94,6 +133,11 @@ def require_c() -> types.ModuleType:
             pytest.skip(
                 "wsframe._codec_c is not importable and WSFRAME_NO_EXTENSIONS is set: "
                 "testing the pure-Python codec only"
+            )
+        if IS_PYPY:
+            pytest.skip(
+                "wsframe._codec_c is not built on PyPy, where the pure-Python codec is the "
+                "default (WSFRAME_USE_CEXT=1 pip install -e . builds it)"
             )
         pytest.fail(
             "the C extension wsframe._codec_c did not build or cannot be imported "

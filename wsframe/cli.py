@@ -13,7 +13,10 @@ def _info(_: argparse.Namespace) -> int:
     from wsframe import codec
 
     print(f"wsframe {wsframe.__version__}")
-    print(f"implementation: {codec.implementation}")
+    note = ""
+    if codec.IS_PYPY and codec.implementation == "python":
+        note = " (PyPy's default; WSFRAME_USE_CEXT=1 selects the C extension if it is built)"
+    print(f"implementation: {codec.implementation}{note}")
     print(f"simd path: {codec.SIMD_PATH}")
     for key, value in codec.BUILD_INFO.items():
         print(f"build {key}: {value}")
@@ -53,7 +56,14 @@ def _chat(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        return run_chat(args.host, args.port, args.db, workers=args.workers, redis=args.redis)
+        return run_chat(
+            args.host,
+            args.port,
+            args.db,
+            workers=args.workers,
+            redis=args.redis,
+            origins=args.origin or (),
+        )
     except ValueError as exc:
         print(f"chat: {exc}", file=sys.stderr)
         return 2
@@ -97,6 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--redis",
         metavar="URL",
         help="share rooms and presence through Redis pub/sub, e.g. redis://127.0.0.1:6379/0",
+    )
+    chat.add_argument(
+        "--origin",
+        action="append",
+        metavar="URL",
+        help="another origin whose pages may open the WebSocket, e.g. https://chat.example.com"
+        " behind a proxy (repeatable; the chat's own page and clients sending no Origin are"
+        " always accepted, other pages get 403)",
     )
     chat.set_defaults(func=_chat)
 

@@ -18,7 +18,7 @@ carries the close code the connection must be failed with.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, TypeVar
 
 if TYPE_CHECKING:
     from .headers import HeadersLike
@@ -32,7 +32,10 @@ __all__ = [
     "MessageTooBig",
     "ProtocolError",
     "WebSocketError",
+    "drop_traceback",
 ]
+
+_E = TypeVar("_E", bound=BaseException)
 
 
 class WebSocketError(Exception):
@@ -151,3 +154,32 @@ class ConnectionClosedOK(ConnectionClosed):
 
 class ConnectionClosedError(ConnectionClosed):
     """Closed with an error code, or without a complete closing handshake."""
+
+
+def drop_traceback(error: _E) -> _E:
+    """Drop the tracebacks of ``error`` and of its causes and contexts; return ``error``.
+
+    For an exception that is kept after it was handled, e.g. as
+    :attr:`wsframe.connection.Connection.error`. A traceback holds every frame
+    the exception went through with its local variables and, through
+    ``f_back``, every frame that called them. Kept, it keeps alive what those
+    frames held: the inflated part of a compression bomb, the payloads of
+    the frames read with the violation, the request head of a failed
+    handshake... And since those frames also hold the object that keeps the
+    error (``self``), they form a reference cycle that only the cyclic garbage
+    collector frees, when it next examines its oldest generation: on a server
+    that allocates few objects per connection, possibly hundreds of
+    connections later. The message, the close code and the chain of causes
+    stay.
+    """
+    pending: list[Optional[BaseException]] = [error]
+    seen: set[int] = set()
+    while pending:
+        exc = pending.pop()
+        if exc is None or id(exc) in seen:
+            continue
+        seen.add(id(exc))
+        exc.__traceback__ = None
+        pending.append(exc.__cause__)
+        pending.append(exc.__context__)
+    return error
