@@ -6,7 +6,9 @@
     ├── ProtocolError          the peer broke RFC 6455 / 7692 (.close_code)
     │   └── MessageTooBig      a frame or message over the limit (1009)
     ├── InvalidHandshake       the opening handshake failed (.status)
+    ├── InvalidProxy           the proxy refused or broke the tunnel (.status)
     ├── InvalidState           not allowed in the connection's state
+    ├── ConcurrencyError       two threads read one connection at once (also a RuntimeError)
     └── ConnectionClosed       the connection is closed (.code, .reason)
         ├── ConnectionClosedOK     cleanly, with 1000 or 1001
         └── ConnectionClosedError  with an error code, or not cleanly
@@ -24,10 +26,12 @@ if TYPE_CHECKING:
     from .headers import HeadersLike
 
 __all__ = [
+    "ConcurrencyError",
     "ConnectionClosed",
     "ConnectionClosedError",
     "ConnectionClosedOK",
     "InvalidHandshake",
+    "InvalidProxy",
     "InvalidState",
     "MessageTooBig",
     "ProtocolError",
@@ -107,6 +111,58 @@ class InvalidHandshake(WebSocketError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.message, self.status, self.headers.items(), self.body))
+
+
+class InvalidProxy(WebSocketError):
+    """A client could not open its tunnel through a proxy.
+
+    ``proxy`` is the proxy's URL without its password. ``status`` is the
+    HTTP status an HTTP proxy answered ``CONNECT`` with (407 Proxy
+    Authentication Required, 403, 502...) or the reply code a SOCKS proxy
+    refused with, and ``headers``/``body`` what an HTTP proxy sent; ``status``
+    is ``None`` when the proxy sent no valid answer at all (it closed the
+    connection, or did not speak the protocol).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        proxy: str = "",
+        status: Optional[int] = None,
+        headers: Optional[HeadersLike] = None,
+        body: bytes = b"",
+    ) -> None:
+        from .headers import Headers
+
+        super().__init__(message)
+        self.message: str = message
+        self.proxy: str = proxy
+        self.status: Optional[int] = status
+        self.headers: Headers = Headers(headers)
+        self.body: bytes = bytes(body)
+
+    def __str__(self) -> str:
+        where = f" ({self.proxy})" if self.proxy else ""
+        if self.status is None:
+            return f"proxy error{where}: {self.message}"
+        return f"proxy error{where}: {self.status}: {self.message}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, status={self.status!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            type(self),
+            (self.message, self.proxy, self.status, self.headers.items(), self.body),
+        )
+
+
+class ConcurrencyError(WebSocketError, RuntimeError):
+    """Two threads did at once what only one at a time may do.
+
+    ``wsframe.sync``: ``recv()`` (or iterating) on a connection from a thread
+    while another thread is already in ``recv()``.
+    """
 
 
 class InvalidState(WebSocketError):
