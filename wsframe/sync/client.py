@@ -111,7 +111,7 @@ def connect(
     with ws.lock:
         ws.connection_made(ws.socket_transport)
     ws.read_handshake(deadline, lambda: conn.state is not State.CONNECTING)
-    if conn.state is not State.OPEN:
+    if not ws.opened:  # (opened, it may be closed already: messages came with the 101)
         error = conn.error
         ws.end_handshake()
         if isinstance(error, InvalidHandshake):

@@ -255,6 +255,8 @@ class Server:
             if accepted:
                 ws.open_completed()
             ws.process()
+        if accepted:
+            ws.socket_transport.drain()  # the 101 (a refusal is sent by end_handshake)
         return accepted
 
     def _run_handler(self, ws: WebSocket) -> None:
