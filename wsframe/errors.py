@@ -142,10 +142,7 @@ class InvalidProxy(WebSocketError):
         self.body: bytes = bytes(body)
 
     def __str__(self) -> str:
-        where = f" ({self.proxy})" if self.proxy else ""
-        if self.status is None:
-            return f"proxy error{where}: {self.message}"
-        return f"proxy error{where}: {self.status}: {self.message}"
+        return f"{self.message} (proxy {self.proxy})" if self.proxy else self.message
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r}, status={self.status!r})"

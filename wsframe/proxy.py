@@ -165,17 +165,17 @@ class ConnectExchange:
     """The ``CONNECT`` request to an HTTP proxy and its answer, without I/O.
 
     Send :attr:`request`, then :meth:`receive` what the proxy answers until
-    it returns the bytes that came after the answer's head (the tunnel is
-    open: they belong to the origin) — None means the answer is not complete
-    yet. :meth:`receive_eof` when the proxy closed the connection. A refusal
-    (any status but 2xx), a malformed answer or a closed connection raise
-    :class:`~wsframe.errors.InvalidProxy`.
+    it returns True: the tunnel is open. :meth:`receive_eof` when the proxy
+    closed the connection. A refusal (any status but 2xx), a malformed
+    answer, a closed connection, or bytes after the answer (a WebSocket
+    server never speaks first) raise :class:`~wsframe.errors.InvalidProxy`.
     """
 
-    __slots__ = ("_buffer", "_proxy", "request")
+    __slots__ = ("_buffer", "proxy", "request")
 
     def __init__(self, proxy: Proxy, host: str, port: int) -> None:
-        self._proxy = proxy
+        #: The proxy.
+        self.proxy = proxy
         self._buffer = bytearray()
         target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         lines = [f"CONNECT {target} HTTP/1.1", f"Host: {target}"]
@@ -185,8 +185,8 @@ class ConnectExchange:
         #: The bytes to send to the proxy.
         self.request: bytes = ("\r\n".join(lines) + "\r\n\r\n").encode()
 
-    def receive(self, data: bytes) -> Optional[bytes]:
-        """Bytes from the proxy; the bytes after the answer once the tunnel is open."""
+    def receive(self, data: bytes) -> bool:
+        """Bytes from the proxy; True once the tunnel is open."""
         buffer = self._buffer
         start = max(0, len(buffer) - 3)
         buffer += data
@@ -194,7 +194,7 @@ class ConnectExchange:
         if end < 0:
             if len(buffer) > MAX_CONNECT_RESPONSE:
                 raise self._error("the answer to CONNECT is too long")
-            return None
+            return False
         head, rest = bytes(buffer[: end + 4]), bytes(buffer[end + 4 :])
         try:
             parser = ResponseParser(max_body=0)
@@ -205,19 +205,21 @@ class ConnectExchange:
             reason = f" {response.reason}" if response.reason else ""
             raise InvalidProxy(
                 f"the proxy refused the tunnel: {response.status}{reason}",
-                self._proxy.url,
+                self.proxy.url,
                 response.status,
                 response.headers,
                 response.body,
             )
-        return rest
+        if rest:
+            raise self._error("unexpected bytes after the answer to CONNECT")
+        return True
 
     def receive_eof(self) -> None:
         """The proxy closed the connection before its answer was complete."""
         raise self._error("the proxy closed the connection before answering CONNECT")
 
     def _error(self, message: str) -> InvalidProxy:
-        return InvalidProxy(message, self._proxy.url)
+        return InvalidProxy(message, self.proxy.url)
 
 
 def socks_proxy_error(exc: BaseException, proxy: Proxy) -> Optional[InvalidProxy]:

@@ -9,7 +9,7 @@ import time
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from ..connection import ClientConnection
-from ..errors import InvalidHandshake, InvalidProxy
+from ..errors import InvalidHandshake
 from ..headers import HeadersLike
 from ..options import Options
 from ..proxy import (
@@ -171,11 +171,8 @@ def _open_tcp(
                 raise TimeoutError(f"{proxy.url} did not answer CONNECT in time") from None
             if not data:
                 exchange.receive_eof()
-            rest = exchange.receive(data)
-            if rest is not None:
+            if exchange.receive(data):
                 break
-        if rest:
-            raise InvalidProxy("the origin spoke before the client", proxy.url)
     except BaseException:
         sock.close()
         raise

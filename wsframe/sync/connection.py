@@ -255,7 +255,14 @@ class WebSocket(DriverCore):
         with self.lock:
             alive = DriverCore.keepalive(self, now, interval, timeout)
             self.run_soon()
-        self._sock_transport.drain(block=False)
+            failed = not alive and self.draining
+        transport = self._sock_transport
+        transport.drain(block=False)
+        if failed:
+            # The peer does not answer: once our close frame and FIN are out,
+            # wake the thread blocked reading it (it would wait for
+            # close_timeout) — the application learns at once, as with asyncio.
+            transport.shutdown_reading()
         return alive
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
@@ -479,8 +486,9 @@ class WebSocket(DriverCore):
         """
         if type(message) is str or type(message) is bytes or _is_buffer(message):
             with self._mutex:
-                if self.conn.sending_fragmented and self._fragmenter != threading.get_ident():
-                    self._wait_fragments()
+                fragmenter = self._fragmenter
+                if fragmenter is not None and fragmenter != threading.get_ident():
+                    self._wait_fragments()  # another thread sends a fragmented message
                 self.send_message(message)
                 if self._soon:
                     self.run_soon()

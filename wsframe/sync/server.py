@@ -102,6 +102,7 @@ class Server:
         self._stopped = threading.Event()
         self._wake_r, self._wake_w = socket.socketpair()
         self._serving = False
+        self._accepting = threading.Lock()  # held by serve_forever
 
     # ------------------------------------------------------------ properties
 
@@ -129,6 +130,14 @@ class Server:
         """
         if self._stopping:
             return
+        with self._accepting:
+            interrupted = self._accept_until_shutdown()
+        if interrupted:
+            logger.info("interrupted: shutting down")
+            self.shutdown()
+
+    def _accept_until_shutdown(self) -> bool:
+        """Accept until shutdown() wakes us up (False) or SIGINT (True)."""
         selector = selectors.DefaultSelector()
         try:
             for listener in self._sockets:
@@ -142,11 +151,11 @@ class Server:
                         break
                     self._accept(key.fileobj)  # type: ignore[arg-type]
         except KeyboardInterrupt:
-            logger.info("interrupted: shutting down")
-            self.shutdown()
+            return True
         finally:
             self._serving = False
             selector.close()
+        return False
 
     def _accept(self, listener: socket.socket) -> None:
         try:
@@ -307,6 +316,9 @@ class Server:
             while self._threads and time.monotonic() < end:
                 self._lock.wait(max(0.0, end - time.monotonic()))
         if first:
+            # serve_forever has seen the wake-up (bounded: it was sent first).
+            if self._accepting.acquire(timeout=timeout):
+                self._accepting.release()
             self._wake_r.close()
             self._wake_w.close()
             self._stopped.set()

@@ -26,7 +26,7 @@ import select
 import socket
 import ssl
 import threading
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 __all__ = ["SocketTransport", "set_no_delay"]
 
@@ -255,6 +255,11 @@ class SocketTransport:
             _sendmsg_all(sock, chunks)
             self._size -= size
 
+    def shutdown_reading(self) -> None:
+        """Shut the receiving side down: a thread blocked reading sees the end."""
+        if not self._shut:
+            self._shutdown_socket(socket.SHUT_RD)
+
     def _half_close(self) -> None:
         self._eof = False
         with contextlib.suppress(OSError):
@@ -264,15 +269,17 @@ class SocketTransport:
         if self._shut:
             return
         self._shut = True
-        try:
-            # socket.socket's own shutdown: an SSLSocket's would drop its TLS
-            # state under the feet of the reader thread.
-            shutdown: Callable[[int], None] = getattr(self.sock, "shutdown_transport", None) or (
-                lambda how: socket.socket.shutdown(self.sock, how)
-            )
-            shutdown(how)
-        except (OSError, TypeError):
-            pass
+        self._shutdown_socket(how)
+
+    def _shutdown_socket(self, how: int) -> None:
+        # socket.socket's own shutdown: an SSLSocket's would drop its TLS
+        # state under the feet of a thread reading it.
+        sock = self.sock
+        with contextlib.suppress(OSError, TypeError):
+            if hasattr(sock, "shutdown_transport"):
+                sock.shutdown_transport(how)
+            else:
+                socket.socket.shutdown(sock, how)
 
 
 def _sendmsg_all(sock: socket.socket, chunks: list[Any]) -> None:
