@@ -21,17 +21,20 @@ raises :class:`~wsframe.errors.InvalidProxy` with the status it answered.
 
 This module holds what both clients share: :func:`select_proxy`,
 :func:`parse_proxy`, :class:`Proxy`, the sans-I/O :class:`ConnectExchange`
-(the tunnel request and the parsing of its answer) and
-:func:`socks_proxy_error` (python-socks' exceptions as ``InvalidProxy``).
+(the tunnel request and the parsing of its answer), and
+:func:`socks_arguments`/:func:`socks_errors` (python-socks' proxy and its
+exceptions as wsframe's).
 The I/O lives in each client.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from typing import Any, Optional, Union
 
 from .errors import InvalidHandshake, InvalidProxy
@@ -45,7 +48,8 @@ __all__ = [
     "ProxySetting",
     "parse_proxy",
     "select_proxy",
-    "socks_proxy_error",
+    "socks_arguments",
+    "socks_errors",
 ]
 
 _DEFAULT_PORTS = {
@@ -222,17 +226,24 @@ class ConnectExchange:
         return InvalidProxy(message, self.proxy.url)
 
 
-def socks_proxy_error(exc: BaseException, proxy: Proxy) -> Optional[InvalidProxy]:
-    """python-socks' refusal ``exc`` as an :class:`InvalidProxy` (None if it is
-    not one: a timeout or a connection error stays what it is)."""
+@contextlib.contextmanager
+def socks_errors(proxy: Proxy) -> Iterator[None]:
+    """Turn python-socks' exceptions into wsframe's around a SOCKS connection.
+
+    A refusal (``ProxyError``: a SOCKS reply code, bad credentials, a proxy
+    that does not speak SOCKS) becomes :class:`~wsframe.errors.InvalidProxy`
+    with the reply code as ``status``; a timeout :class:`TimeoutError`; a
+    connection error stays an :class:`OSError`.
+    """
+    from python_socks import ProxyError, ProxyTimeoutError
+
     try:
-        from python_socks import ProxyError
-    except ImportError:  # pragma: no cover - only called after python-socks ran
-        return None
-    if isinstance(exc, ProxyError):
+        yield
+    except ProxyTimeoutError:
+        raise TimeoutError(f"timed out while connecting through {proxy.url}") from None
+    except ProxyError as exc:
         code = getattr(exc, "error_code", None)
-        return InvalidProxy(f"the SOCKS proxy refused: {exc}", proxy.url, code)
-    return None
+        raise InvalidProxy(f"the SOCKS proxy refused: {exc}", proxy.url, code) from None
 
 
 def socks_arguments(proxy: Proxy) -> tuple[Any, str, int, Optional[str], Optional[str], bool]:

@@ -21,7 +21,7 @@ from ..proxy import (
     ProxySetting,
     select_proxy,
     socks_arguments,
-    socks_proxy_error,
+    socks_errors,
 )
 from ..uri import WebSocketURI, parse_uri
 from .connection import Listener, WebSocket
@@ -242,20 +242,12 @@ class connect:
         """Open the TCP connection to the origin as a tunnel through ``proxy``."""
         uri = self._uri
         if proxy.is_socks:
-            from python_socks import ProxyTimeoutError
             from python_socks.async_.asyncio import Proxy as SocksProxy
 
-            try:
+            with socks_errors(proxy):
                 sock = await SocksProxy(*socks_arguments(proxy)).connect(
                     uri.host, uri.port, timeout=self.options.open_timeout
                 )
-            except ProxyTimeoutError:
-                raise asyncio.TimeoutError(f"timed out connecting through {proxy.url}") from None
-            except Exception as exc:
-                refusal = socks_proxy_error(exc, proxy)
-                if refusal is not None:
-                    raise refusal from None
-                raise
             await self._create_connection(
                 loop, lambda: ws, sock=sock, ssl=self._ssl, server_hostname=self._server_hostname
             )

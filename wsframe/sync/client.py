@@ -8,19 +8,11 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Optional, Union
 
+from .. import proxy as proxies
 from ..connection import ClientConnection
 from ..errors import InvalidHandshake
 from ..headers import HeadersLike
 from ..options import Options
-from ..proxy import (
-    ENVIRONMENT,
-    ConnectExchange,
-    Proxy,
-    ProxySetting,
-    select_proxy,
-    socks_arguments,
-    socks_proxy_error,
-)
 from ..state import State
 from ..uri import WebSocketURI, parse_uri
 from .connection import WebSocket
@@ -32,23 +24,23 @@ if TYPE_CHECKING:
 
     from ..options import OptionsDict
 
-__all__ = ["ENVIRONMENT", "connect"]
+__all__ = ["connect"]
 
 
 def connect(
     uri: Union[str, WebSocketURI],
     *,
-    proxy: ProxySetting = ENVIRONMENT,
-    proxy_ssl: Optional[ssl_module.SSLContext] = None,
+    options: Optional[Options] = None,
+    ssl: Optional[Union[ssl_module.SSLContext, bool]] = None,
+    proxy: proxies.ProxySetting = proxies.ENVIRONMENT,
     origin: Optional[str] = None,
     extra_headers: Optional[HeadersLike] = None,
-    ssl: Optional[Union[ssl_module.SSLContext, bool]] = None,
+    proxy_ssl: Optional[ssl_module.SSLContext] = None,
     server_hostname: Optional[str] = None,
     host: Optional[str] = None,
     port: Optional[int] = None,
     sock: Optional[socket.socket] = None,
     path: Optional[str] = None,
-    options: Optional[Options] = None,
     **overrides: Unpack[OptionsDict],
 ) -> WebSocket:
     """Open a WebSocket connection to ``uri`` (``ws://`` or ``wss://``); blocks
@@ -96,7 +88,7 @@ def connect(
                 sock.close()
                 raise
         else:
-            chosen = None if host is not None else select_proxy(parsed, proxy)
+            chosen = None if host is not None else proxies.select_proxy(parsed, proxy)
             sock = _open_tcp(
                 parsed, chosen, host or parsed.host, port or parsed.port, deadline, proxy_ssl
             )
@@ -132,7 +124,7 @@ def _remaining(deadline: Optional[float]) -> Optional[float]:
 
 def _open_tcp(
     uri: WebSocketURI,
-    proxy: Optional[Proxy],
+    proxy: Optional[proxies.Proxy],
     host: str,
     port: int,
     deadline: Optional[float],
@@ -142,26 +134,18 @@ def _open_tcp(
     if proxy is None:
         return socket.create_connection((host, port), _remaining(deadline))
     if proxy.is_socks:
-        from python_socks import ProxyTimeoutError
         from python_socks.sync import Proxy as SocksProxy
 
-        try:
-            return SocksProxy(*socks_arguments(proxy)).connect(
+        with proxies.socks_errors(proxy):
+            return SocksProxy(*proxies.socks_arguments(proxy)).connect(
                 uri.host, uri.port, timeout=_remaining(deadline)
             )
-        except ProxyTimeoutError:
-            raise TimeoutError(f"timed out while connecting through {proxy.url}") from None
-        except Exception as exc:
-            refusal = socks_proxy_error(exc, proxy)
-            if refusal is not None:
-                raise refusal from None
-            raise
     sock: Any = socket.create_connection((proxy.host, proxy.port), _remaining(deadline))
     try:
         if proxy.secure:
             context = proxy_ssl or ssl_module.create_default_context()
             sock = _start_tls(sock, context, proxy.host, deadline)
-        exchange = ConnectExchange(proxy, uri.host, uri.port)
+        exchange = proxies.ConnectExchange(proxy, uri.host, uri.port)
         sock.sendall(exchange.request)
         while True:
             sock.settimeout(_remaining(deadline))

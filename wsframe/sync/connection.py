@@ -35,7 +35,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from ..driver import DriverCore
+from ..driver import ConnectionInfo, DriverCore
 from ..errors import (
     ConcurrencyError,
     ConnectionClosed,
@@ -43,8 +43,6 @@ from ..errors import (
     ConnectionClosedOK,
 )
 from ..events import Accepted, Event, Pong
-from ..handshake import Request as HttpRequest
-from ..handshake import Response
 from ..state import State
 from . import timer
 from .transport import SocketTransport
@@ -88,7 +86,7 @@ _CONNECTING = State.CONNECTING
 _OPEN = State.OPEN
 
 
-class WebSocket(DriverCore):
+class WebSocket(DriverCore, ConnectionInfo):
     """One WebSocket connection, server or client side, used from threads.
 
     Clients get one from :func:`wsframe.sync.connect`, handlers from
@@ -154,43 +152,11 @@ class WebSocket(DriverCore):
         return self._sock_transport
 
     @property
-    def request(self) -> Optional[HttpRequest]:
-        """The opening handshake's HTTP request (path, headers...)."""
-        request: Optional[HttpRequest] = getattr(self.conn, "request", None)
-        return request
-
-    @property
-    def response(self) -> Optional[Response]:
-        """Client side: the server's HTTP response to the opening handshake."""
-        response: Optional[Response] = getattr(self.conn, "response", None)
-        return response
-
-    @property
-    def subprotocol(self) -> Optional[str]:
-        """The negotiated subprotocol, or None."""
-        return self.conn.subprotocol
-
-    @property
-    def ready_state(self) -> int:
-        """The state as an int, like the browser's ``WebSocket.readyState``."""
-        return int(self.state)
-
-    @property
     def close_code(self) -> Optional[int]:
         """The close code (as :attr:`ConnectionClosed.code`), None until it is known."""
         if not self._closed:
             return self.conn.close_code if self.conn.close_received else None
         return self.conn.close_code or 1006
-
-    @property
-    def close_reason(self) -> str:
-        """The close reason the peer sent ("" if none)."""
-        return self.conn.close_reason
-
-    @property
-    def connection(self) -> Connection:
-        """The underlying sans-I/O :class:`wsframe.connection.Connection`."""
-        return self.conn
 
     @property
     def closed_by_application(self) -> bool:

@@ -77,19 +77,13 @@ class Server:
     ) -> None:
         if not callable(handler):
             raise TypeError("handler must be a function called with each connection")
-        #: The function run for each connection, in its own thread.
-        self.handler = handler
-        #: The settings of every connection.
-        self.options = options
-        #: Chooses the subprotocol of each connection, if given.
-        self.select_subprotocol = select_subprotocol
-        #: Called with each request before the handshake (see :func:`serve`).
-        self.process_request = process_request
-        #: Beyond this many connections, new requests are answered with 503.
-        self.max_connections = max_connections
-        #: The connections of this server (open or in their handshake).
-        self.connections: set[WebSocket] = set()
-        #: The heartbeat thread's, shared by the connections (None without pings).
+        self.handler = handler  #: run for each connection, in the connection's thread
+        self.options = options  #: every connection's settings
+        self.connections: set[WebSocket] = set()  #: open or in their handshake
+        self.max_connections = max_connections  #: more get 503 (None: no limit)
+        self.process_request = process_request  #: see :func:`serve`
+        self.select_subprotocol = select_subprotocol  #: see :func:`serve`
+        #: One thread pings every connection (None: no heartbeat).
         self.heartbeat: Optional[Heartbeat] = None
         if options.heartbeat is not None:
             self.heartbeat = Heartbeat(*options.heartbeat, name="wsframe-server-heartbeat")
@@ -358,15 +352,15 @@ def serve(
     host: Optional[str] = None,
     port: Optional[int] = None,
     *,
+    max_threads: Optional[int] = None,
+    ssl: Optional[ssl_module.SSLContext] = None,
+    process_request: Optional[ProcessRequest] = None,
+    select_subprotocol: Optional[SubprotocolSelector] = None,
+    max_connections: Optional[int] = None,
     sock: Optional[socket.socket] = None,
     path: Optional[str] = None,
     reuse_port: bool = False,
     backlog: int = 1024,
-    ssl: Optional[ssl_module.SSLContext] = None,
-    select_subprotocol: Optional[SubprotocolSelector] = None,
-    process_request: Optional[ProcessRequest] = None,
-    max_connections: Optional[int] = None,
-    max_threads: Optional[int] = None,
     options: Optional[Options] = None,
     **overrides: Unpack[OptionsDict],
 ) -> Server:
