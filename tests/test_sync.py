@@ -130,6 +130,15 @@ class TestMessages:
             with pytest.raises(ConnectionClosedOK):
                 ws.send("late")
 
+    def test_abort_closes_even_when_nobody_reads(self) -> None:
+        with running() as server:
+            ws = dial(server)
+            ws.abort()
+            eventually(lambda: ws.state is State.CLOSED)  # the background reader saw the end
+            assert ws.close_code == 1006
+            with pytest.raises(ConnectionClosedError):
+                ws.send("x")
+
     def test_messages_received_before_close_are_read(self) -> None:
         def handler(ws: WebSocket) -> None:
             for i in range(5):

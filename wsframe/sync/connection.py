@@ -117,7 +117,9 @@ class WebSocket(DriverCore, ConnectionInfo):
 
     def __init__(self, conn: Connection, sock: Any) -> None:
         super().__init__(conn)
-        self._mutex = threading.Lock()
+        # Reentrant: the transport notifies the waiting threads when the socket
+        # is shut down, from whichever thread does it, holding the lock or not.
+        self._mutex = threading.RLock()
         #: The connection's lock (a condition): every call into the driver core holds it.
         self.lock = threading.Condition(self._mutex)
         self._sock_transport = SocketTransport(sock, self, self.lock)
@@ -375,7 +377,13 @@ class WebSocket(DriverCore, ConnectionInfo):
             with lock:
                 while True:
                     while not self._closed and (
-                        not self._background_due or self._reading or transport.reading_paused
+                        self._reading
+                        or not (
+                            # Nobody read for a while, or the socket was shut
+                            # down (the read sees its end).
+                            (self._background_due and not transport.reading_paused)
+                            or transport.is_closing()
+                        )
                     ):
                         lock.wait()
                     if self._closed:

@@ -62,8 +62,9 @@ class SocketTransport:
 
     ``sock`` is a socket (or an :class:`ssl.SSLSocket`, or any object with
     ``sendall``/``recv_into``/``shutdown``/``close``); ``lock`` is the
-    connection's lock (a ``threading.Condition`` whose lock the core runs
-    under) and ``driver`` the core (its ``pause_writing``/``resume_writing``
+    connection's lock (a ``threading.Condition`` over a reentrant lock, which
+    the core runs under; it is notified when the socket is shut down) and
+    ``driver`` the core (its ``pause_writing``/``resume_writing``
     are called as the queue passes ``write_limit``).
     """
 
@@ -270,6 +271,8 @@ class SocketTransport:
             return
         self._shut = True
         self._shutdown_socket(how)
+        with self._lock:  # reentrant: whoever shuts down, the reader is told
+            self._lock.notify_all()
 
     def _shutdown_socket(self, how: int) -> None:
         # socket.socket's own shutdown: an SSLSocket's would drop its TLS
