@@ -203,7 +203,7 @@ class Process:
         deadline = time.monotonic() + 30
         while "listening on" not in line:
             line = self.proc.stdout.readline().decode()
-            if not line and self.proc.poll() is not None or time.monotonic() > deadline:
+            if (not line and self.proc.poll() is not None) or time.monotonic() > deadline:
                 raise RuntimeError(f"{argv} did not start")
         self.port = int(line.strip().rsplit(":", 1)[1])
         # Keep reading its output so that it never blocks on a full pipe.
@@ -276,9 +276,9 @@ def run_clients(args: argparse.Namespace) -> None:
             cpu[scenario] = {n: [] for n in names}
             for _ in range(args.runs):
                 for name in names:
+                    argv = ["--drive", name, "--port", str(server.port), "--size", str(size)]
                     result = measure(
-                        [sys.executable, __file__, "--drive", name, "--port", str(server.port)]
-                        + ["--size", str(size), "--duration", str(args.duration)]
+                        [sys.executable, __file__, *argv, "--duration", str(args.duration)]
                     )
                     rows[scenario][name].append(result["rt_per_s"])
                     cpu[scenario][name].append(result["cpu_us_per_rt"])
@@ -306,11 +306,14 @@ def run_servers(args: argparse.Namespace) -> None:
             try:
                 for size in args.sizes:
                     for connections in args.connections:
-                        result = measure(
-                            [sys.executable, __file__, "--drive-async", "--port", str(server.port)]
-                            + ["--size", str(size), "--connections", str(connections)]
-                            + ["--duration", str(args.duration)]
-                        )
+                        argv = ["--drive-async", "--port", str(server.port), "--size", str(size)]
+                        argv += [
+                            "--connections",
+                            str(connections),
+                            "--duration",
+                            str(args.duration),
+                        ]
+                        result = measure([sys.executable, __file__, *argv])
                         rows[f"{connections}x{size} B"][name].append(result["rt_per_s"])
                         print(".", end="", file=sys.stderr, flush=True)
             finally:
