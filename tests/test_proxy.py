@@ -132,6 +132,26 @@ class TestHttpProxy:
             assert front.connections == 1
 
 
+def test_sync_tls_in_tls_timeouts_and_large_messages(
+    tmp_path: Path, origins: Any, tls: Any
+) -> None:
+    """wss:// inside an https:// proxy (TLSTunnel): recv(timeout=), big messages, ping."""
+    with (
+        tinyproxy(tmp_path) as proxy,
+        TLSFront(proxy, tls[0]) as front,
+        wsframe.sync.connect(
+            origins["wss"], proxy=front.url, proxy_ssl=tls[1], ssl=tls[1], open_timeout=STEP
+        ) as ws,
+    ):
+        with pytest.raises(TimeoutError):
+            ws.recv(timeout=0.2)
+        payload = bytes(range(256)) * 2000
+        ws.send(payload)
+        assert ws.recv(timeout=STEP) == payload
+        assert ws.ping(timeout=STEP) > 0
+        assert ws.socket_transport.get_extra_info("cipher") is not None
+
+
 # ------------------------------------------------------------------- SOCKS
 
 

@@ -252,6 +252,11 @@ class TLSTunnel:
                 out = self._outgoing.read()
             self.outer.sendall(out)
 
+    def pending(self) -> int:
+        """Bytes readable without waiting for the network (decrypted or buffered)."""
+        with self._lock:
+            return self._tls.pending() or self._incoming.pending or self.outer.pending()
+
     def shutdown_transport(self, how: int) -> None:
         """Shut the TCP connection down (wakes a thread blocked reading it)."""
         socket.socket.shutdown(self.outer, how)

@@ -29,7 +29,6 @@ import contextlib
 import os
 import select
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -623,7 +622,8 @@ def _readable(sock: Any, deadline: float) -> bool:
     The socket stays in blocking mode (a timeout would apply to the threads
     sending on it too). A TLS socket may hold decrypted bytes already.
     """
-    if isinstance(sock, ssl.SSLSocket) and sock.pending():
+    pending = getattr(sock, "pending", None)  # TLS: bytes decrypted already
+    if pending is not None and pending():
         return True
     remaining = max(0.0, deadline - time.monotonic())
     fileno = sock.fileno()
