@@ -195,6 +195,26 @@ class TestThreads:
             other.join(STEP)
             assert [ws.recv(timeout=STEP), ws.recv(timeout=STEP)] == ["start-end", "other"]
 
+    def test_both_peers_sending_a_lot_do_not_deadlock(self) -> None:
+        """One thread sends while another reads; the server echoes: kernel
+        buffers fill both ways, and nobody holds a connection's lock while
+        blocked sending, so it all goes through."""
+        payload = os.urandom(256 * 1024)
+        count = 40
+        with running(max_message_size=None) as server, dial(server, max_message_size=None) as ws:
+            got: list[int] = []
+
+            def reader() -> None:
+                for _ in range(count):
+                    got.append(len(ws.recv(timeout=STEP * 2)))
+
+            thread = threading.Thread(target=reader)
+            thread.start()
+            for _ in range(count):
+                ws.send(payload)
+            thread.join(STEP * 4)
+            assert got == [len(payload)] * count
+
     def test_recv_from_two_threads_is_an_error(self) -> None:
         with running() as server, dial(server) as ws:
             errors: list[BaseException] = []
