@@ -234,6 +234,8 @@ class WebSocket(DriverCore, ConnectionInfo):
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
         """The socket ended (the lock is held): wake everyone, fail the pings."""
+        if self._closed:
+            return
         DriverCore.connection_lost(self, exc)
         self._closed = True
         self._pings = None
