@@ -31,17 +31,6 @@ APIS = ["sync", "asyncio"]
 
 
 @pytest.fixture(scope="module")
-def tls() -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    trustme = pytest.importorskip("trustme")
-    ca = trustme.CA()
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1", "localhost").configure_cert(server_context)
-    client_context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-    ca.configure_trust(client_context)
-    return server_context, client_context
-
-
-@pytest.fixture(scope="module")
 def origins(tls: tuple[ssl.SSLContext, ssl.SSLContext]) -> Iterator[dict[str, str]]:
     """``{"ws": uri, "wss": uri}`` of two echo servers (the second over TLS)."""
     with running() as plain, running(ssl=tls[0]) as secure:

@@ -37,18 +37,6 @@ from wsframe.sync import WebSocket, connect
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def tls() -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    """``(server_context, client_context)`` with a test CA's certificate for 127.0.0.1."""
-    trustme = pytest.importorskip("trustme")
-    ca = trustme.CA()
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1", "localhost").configure_cert(server_context)
-    client_context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-    ca.configure_trust(client_context)
-    return server_context, client_context
-
-
 def dial(server: Any, path: str = "/", **kwargs: Any) -> WebSocket:
     kwargs.setdefault("proxy", None)
     kwargs.setdefault("open_timeout", STEP)
