@@ -165,16 +165,18 @@ class TestThreads:
 
     def test_fragmented_message_is_not_interleaved(self) -> None:
         release = threading.Event()
+        inside = threading.Event()
 
         def fragments() -> Any:
             yield "start-"
+            inside.set()  # the first frame is being sent
             release.wait(STEP)
             yield "end"
 
         with running() as server, dial(server) as ws:
             sender = threading.Thread(target=ws.send, args=(fragments(),))
             sender.start()
-            time.sleep(0.05)
+            assert inside.wait(STEP)
             other = threading.Thread(target=ws.send, args=("other",))
             other.start()
             time.sleep(0.05)
@@ -301,8 +303,8 @@ class TestPingAndHeartbeat:
         assert results[0].sent == (1011, "keepalive ping timeout")
 
     def test_client_heartbeat_keeps_an_idle_connection_alive(self) -> None:
-        with running(ping_interval=0.05, ping_timeout=1) as server:
-            with dial(server, ping_interval=0.05, ping_timeout=1) as ws:
+        with running(ping_interval=0.05, ping_timeout=3) as server:
+            with dial(server, ping_interval=0.05, ping_timeout=3) as ws:
                 time.sleep(0.5)  # several pings each way, nobody reads
                 ws.send("alive")
                 assert ws.recv(timeout=STEP) == "alive"
@@ -328,9 +330,9 @@ class TestLimits:
                 pass
 
         with running(handler) as server, dial(server, max_queue=4) as ws:
-            time.sleep(0.3)
+            eventually(lambda: ws.reading_paused)  # the background reader filled the inbox
+            time.sleep(0.1)
             assert ws.queued <= 5  # bounded: the rest waits in the kernel's buffers
-            assert ws.reading_paused
             got = [ws.recv(timeout=STEP) for _ in range(200)]
             assert got[-1] == "x" * 10_000 + "199"
             assert sent.wait(STEP)
