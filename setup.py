@@ -3,6 +3,10 @@
 * ``WSFRAME_NO_EXTENSIONS=1``: do not compile; the pure-Python codec is used.
 * ``WSFRAME_REQUIRE_EXTENSIONS=1``: a failed compile is an error (CI, wheels).
 * ``WSFRAME_SANITIZE=1``: build with AddressSanitizer and UBSan (tests only).
+* On PyPy nothing is compiled unless ``WSFRAME_USE_CEXT=1`` (or
+  ``WSFRAME_REQUIRE_EXTENSIONS=1``) asks for it: there the pure-Python twins,
+  run by the JIT, are faster than the extensions through cpyext, and are what
+  ``import wsframe`` uses unless ``WSFRAME_USE_CEXT=1`` is set at run time too.
 * Otherwise a missing or failing compiler (or missing Cython) only warns, and
   the package installs as pure Python.
 """
@@ -10,6 +14,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import sys
 
 from setuptools import Extension, setup
@@ -23,6 +28,9 @@ def _flag(name: str) -> bool:
 NO_EXTENSIONS = _flag("WSFRAME_NO_EXTENSIONS")
 REQUIRE_EXTENSIONS = _flag("WSFRAME_REQUIRE_EXTENSIONS")
 SANITIZE = _flag("WSFRAME_SANITIZE")
+IS_PYPY = platform.python_implementation() == "PyPy"
+#: On PyPy the extensions are only built when asked for.
+SKIP_ON_PYPY = IS_PYPY and not (_flag("WSFRAME_USE_CEXT") or REQUIRE_EXTENSIONS)
 WARNING = (
     "\n*** wsframe: the C extension could not be built ({reason}).\n"
     "*** wsframe is installed in pure Python: same API, much slower.\n"
@@ -140,7 +148,7 @@ def _twin_sources() -> list[str]:
 
 
 def _extensions() -> list[Extension]:
-    if NO_EXTENSIONS:
+    if NO_EXTENSIONS or SKIP_ON_PYPY:
         return []
     try:
         from Cython.Build import cythonize

@@ -11,11 +11,17 @@ The codec tests also compare both codecs directly in the same process:
 ``codec`` is parametrized over ``"c"`` (``wsframe._codec_c``) and ``"python"``
 (``wsframe._codec_py``); in the twins' run the ``"c"`` cases, which the first
 run covered, are deselected.
+
+On PyPy the twins are the default (``wsframe._implementation``) and the
+compiled modules are only built when asked for (``WSFRAME_USE_CEXT=1 pip
+install -e .``): one run tests the twins, and the ``"c"`` cases are skipped
+unless the extension was built.
 """
 
 from __future__ import annotations
 
 import os
+import platform
 import types
 from typing import Any, Optional
 
@@ -51,9 +57,17 @@ CODEC_PY = _codec_py
 #: The codec the connection and the drivers use in this run.
 ACTIVE_CODEC = CODEC_C if _implementation.use_c else CODEC_PY
 
+#: PyPy: no reference counts, no tracemalloc; the C extension is not built by default.
+IS_PYPY = platform.python_implementation() == "PyPy"
+
+
+def _twins_by_default() -> bool:
+    """PyPy without ``WSFRAME_USE_CEXT=1``: the twins are what wsframe uses."""
+    return IS_PYPY and os.environ.get("WSFRAME_USE_CEXT", "") in ("", "0")
+
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    if not _extensions_disabled() and not _implementation.use_c:
+    if not _extensions_disabled() and not _twins_by_default() and not _implementation.use_c:
         pytest.exit(
             "the compiled modules of wsframe did not build or cannot be imported "
             f"({CODEC_C_ERROR!r}); build them with `python setup.py build_ext --inplace`, "
@@ -94,6 +108,11 @@ def require_c() -> types.ModuleType:
             pytest.skip(
                 "wsframe._codec_c is not importable and WSFRAME_NO_EXTENSIONS is set: "
                 "testing the pure-Python codec only"
+            )
+        if IS_PYPY:
+            pytest.skip(
+                "wsframe._codec_c is not built on PyPy, where the pure-Python codec is the "
+                "default (WSFRAME_USE_CEXT=1 pip install -e . builds it)"
             )
         pytest.fail(
             "the C extension wsframe._codec_c did not build or cannot be imported "

@@ -4,8 +4,15 @@
 once it accepts connections. ``GET /_stats`` (plain HTTP) answers JSON:
 ``traced`` (bytes allocated by Python, tracemalloc, after a GC), ``peak``
 (their peak since the last ``/_stats?reset``), ``rss`` (bytes),
-``connections`` (other than this request) and ``implementation``.
+``connections`` (other than this request), ``implementation`` and
+``memory`` (how ``traced`` and ``peak`` are measured).
 ``WSFRAME_NO_EXTENSIONS=1`` selects the pure-Python codec.
+
+PyPy has no tracemalloc: there ``traced`` is the memory its GC uses after a
+full collection (``gc.get_stats()``: objects in arenas and large objects
+malloced on their own), and ``peak`` adds the growth of the resident
+high-water mark since the reset (``/proc/self/clear_refs``), which also
+counts what the GC has not collected yet: a coarser, upper bound.
 """
 
 from __future__ import annotations
@@ -15,19 +22,57 @@ import asyncio
 import gc
 import json
 import resource
-import tracemalloc
 from typing import Any, Optional
 
 import wsframe
 from wsframe.asyncio import Server, WebSocket, serve
 
+try:
+    import tracemalloc
+except ImportError:  # PyPy
+    tracemalloc = None  # type: ignore[assignment]
 
-def rss() -> int:
+
+def _status(field: str) -> int:
     with open("/proc/self/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+def rss() -> int:
+    return _status("VmRSS")
+
+
+class Memory:
+    """``traced`` and ``peak`` (see the module's docstring), after a GC."""
+
+    def __init__(self) -> None:
+        self.kind = "tracemalloc" if tracemalloc is not None else "pypy-gc+rss-peak"
+        self._peak_base = (0, 0)  # (traced, VmRSS) at the last reset
+        if tracemalloc is not None:
+            tracemalloc.start()
+        else:
+            self.reset()
+
+    def current(self) -> tuple[int, int]:
+        gc.collect()
+        if tracemalloc is not None:
+            return tracemalloc.get_traced_memory()
+        traced = int(gc.get_stats()._s.total_gc_memory)  # type: ignore[attr-defined]
+        base_traced, base_rss = self._peak_base
+        return traced, max(traced, base_traced + _status("VmHWM") - base_rss)
+
+    def reset(self) -> None:
+        if tracemalloc is not None:
+            tracemalloc.reset_peak()
+            return
+        gc.collect()
+        traced = int(gc.get_stats()._s.total_gc_memory)  # type: ignore[attr-defined]
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")  # VmHWM := VmRSS
+        self._peak_base = (traced, rss())
 
 
 async def echo(ws: WebSocket) -> None:
@@ -44,14 +89,14 @@ async def main() -> None:
         target = 8192 if hard == resource.RLIM_INFINITY else min(hard, 8192)
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
     server: Optional[Server] = None
+    memory = Memory()
 
     def process_request(ws: WebSocket, request: Any) -> Any:
         if request.path != "/_stats":
             return None
-        gc.collect()
-        current, peak = tracemalloc.get_traced_memory()
+        current, peak = memory.current()
         if request.query == "reset":
-            tracemalloc.reset_peak()
+            memory.reset()
         assert server is not None
         body = {
             "traced": current,
@@ -59,10 +104,10 @@ async def main() -> None:
             "rss": rss(),
             "connections": len(server.websockets) - 1,
             "implementation": wsframe.implementation,
+            "memory": memory.kind,
         }
         return (200, {"Content-Type": "application/json"}, json.dumps(body))
 
-    tracemalloc.start()
     server = await serve(
         echo,
         "127.0.0.1",

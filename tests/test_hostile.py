@@ -7,6 +7,13 @@ right HTTP status or close code, it still serves a normal client, and the
 memory Python allocated in it (tracemalloc, measured by the server after a GC)
 is back near where it was; its RSS stays bounded.
 
+PyPy has no tracemalloc: there the server measures its GC's memory after a
+collection and, for peaks, the growth of its resident high-water mark
+(tests/hostile_server.py). Both count what the JIT keeps for code it compiles
+on the way, and the peak also counts garbage not collected yet, so the bounds
+are coarser there (``TRACED_SLACK``, ``peak_bound``): they still catch a
+compression bomb inflated (64 MiB) or memory kept per connection, not a few MiB.
+
 The sans-I/O tests of the ping rate limit at the end run in this process, with
 both codecs too.
 """
@@ -30,7 +37,7 @@ from collections.abc import Iterator
 from typing import Any, Optional
 
 import pytest
-from conftest import require_c
+from conftest import IS_PYPY, require_c
 
 from wsframe import _codec_py
 from wsframe.connection import ClientConnection, ServerConnection, State
@@ -41,11 +48,20 @@ ROOT = os.path.dirname(HERE)
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 MASK = b"\x01\x02\x03\x04"
 #: Python allocations a server may keep after an attack (caches warmed by it).
-TRACED_SLACK = 1 << 20
+TRACED_SLACK = (8 << 20) if IS_PYPY else 1 << 20
 #: RSS a server may gain over the whole module (freed memory is not always
 #: returned to the OS).
 RSS_SLACK = 96 << 20
 IDLE_CONNECTIONS = 2000
+#: Peaks on PyPy (see the module's docstring): below the 64 MiB bomb.
+PYPY_PEAK_BOUND = 48 << 20
+
+
+def peak_bound(bound: int) -> int:
+    """The bound for a peak measured by the server: ``bound`` on CPython."""
+    return max(bound, PYPY_PEAK_BOUND) if IS_PYPY else bound
+
+
 # The frame codec the raw peers use (their side is not under test).
 encode_frame = _codec_py.encode_frame
 FrameDecoder = _codec_py.FrameDecoder
@@ -62,6 +78,7 @@ class ServerProcess:
             env["WSFRAME_NO_EXTENSIONS"] = "1"
         else:
             env.pop("WSFRAME_NO_EXTENSIONS", None)
+            env["WSFRAME_USE_CEXT"] = "1"  # on PyPy too (no effect on CPython)
         self.implementation = implementation
         self.proc = subprocess.Popen(
             [sys.executable, os.path.join(HERE, "hostile_server.py"), "--open-timeout", "1"],
@@ -500,7 +517,7 @@ def test_compression_bomb(hostile: ServerProcess, fragmented: bool) -> None:
         assert client.close_code() == 1009
     peak = hostile.stats()["peak"] - hostile.baseline["traced"]
     # Never inflated far past the limit: the frame, the limit, zlib's buffers.
-    assert peak < 8 << 20, peak
+    assert peak < peak_bound(8 << 20), peak
 
 
 # ---------------------------------------------------------------- floods
@@ -555,7 +572,7 @@ def test_flood_of_tiny_frames(hostile: ServerProcess) -> None:
         assert frame.opcode == 2
         assert frame.payload == b"abc" + b"def" * 10 * (count // 11) + b"!"
     peak = hostile.stats()["peak"] - hostile.baseline["traced"]
-    assert peak < 6 << 20, peak
+    assert peak < peak_bound(6 << 20), peak
 
 
 def test_flood_of_tiny_messages(hostile: ServerProcess) -> None:
@@ -585,7 +602,7 @@ def test_flood_of_tiny_messages(hostile: ServerProcess) -> None:
                 buffer = b""
         assert received == list(range(count))
     peak = hostile.stats()["peak"] - hostile.baseline["traced"]
-    assert peak < 8 << 20, peak
+    assert peak < peak_bound(8 << 20), peak
 
 
 def test_idle_connections(hostile: ServerProcess) -> None:

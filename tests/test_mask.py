@@ -35,6 +35,37 @@ def test_references_agree() -> None:
             assert ref_loop(data, KEYS[0], phase) == ref_np(data, KEYS[0], phase)
 
 
+@pytest.mark.parametrize("kernel", ["bigint", "bytearray"])
+def test_pure_python_kernels(kernel: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both kernels of the pure codec, on any interpreter.
+
+    Big integers are the default on CPython, a bytearray loop on PyPy (with
+    ``mask_inplace`` on a bytearray working in place there).
+    """
+    from wsframe import _codec_py
+
+    monkeypatch.setattr(_codec_py, "_ON_PYPY", kernel == "bytearray")
+    monkeypatch.setattr(_codec_py, "_xor", getattr(_codec_py, f"_xor_{kernel}"))
+    rng = random.Random(7692)
+    key = KEYS[3]
+    for n in [*range(70), 125, 1000, 4099, 65536, 65539]:
+        data = rng.randbytes(n)
+        for phase in range(4):
+            expected = ref_np(data, key, phase)
+            assert _codec_py.apply_mask(data, key, phase) == expected, (n, phase)
+            buf = bytearray(data)
+            assert _codec_py.mask_inplace(buf, key, phase) == (phase + n) % 4
+            assert buf == expected, (n, phase)
+            other = array.array("B", data)
+            _codec_py.mask_inplace(memoryview(other), key, phase)
+            assert other.tobytes() == expected, (n, phase)
+        frame = _codec_py.encode_frame(2, data, mask=key)
+        assert frame.endswith(ref_np(data, key))
+        decoder = _codec_py.FrameDecoder("server", max_frame_size=None)
+        [decoded] = decoder.feed(frame[:3]) + decoder.feed(frame[3:])
+        assert decoded.payload == data
+
+
 def test_every_length_phase_offset(codec) -> None:
     rng = random.Random(6455)
     base = bytes(rng.randbytes(300 + 16))

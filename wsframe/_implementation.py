@@ -6,6 +6,13 @@ and behaviour (``_codec_py``, ...). They are chosen together, once: the
 compiled ones when all of them are installed, unless
 ``WSFRAME_NO_EXTENSIONS=1`` asks for pure Python; otherwise the twins.
 Mixing the two is never done: a partial build counts as no build.
+
+On PyPy the twins are the default: its JIT runs them faster than compiled
+modules called through its C-API emulation (cpyext), which is also why the
+install compiles nothing there unless asked (``setup.py``).
+``WSFRAME_USE_CEXT=1`` selects the compiled modules on PyPy when they are
+built; ``WSFRAME_NO_EXTENSIONS=1`` wins over it. On CPython
+``WSFRAME_USE_CEXT`` changes nothing.
 """
 
 from __future__ import annotations
@@ -13,9 +20,13 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import platform
 from types import ModuleType
 
-__all__ = ["COMPILED_MODULES", "load", "use_c"]
+__all__ = ["COMPILED_MODULES", "IS_PYPY", "load", "use_c"]
+
+#: True on PyPy, where the pure-Python twins are the default.
+IS_PYPY: bool = platform.python_implementation() == "PyPy"
 
 #: The modules that exist in both forms, by their base name.
 COMPILED_MODULES = ("_codec", "_assembler", "_connection", "_driver")
@@ -32,8 +43,14 @@ def _compiled_available() -> bool:
     return True
 
 
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "") not in ("", "0")
+
+
 def _choose() -> bool:
-    if os.environ.get("WSFRAME_NO_EXTENSIONS", "") not in ("", "0"):
+    if _flag("WSFRAME_NO_EXTENSIONS"):
+        return False
+    if IS_PYPY and not _flag("WSFRAME_USE_CEXT"):
         return False
     return _compiled_available()
 

@@ -13,7 +13,10 @@ def _info(_: argparse.Namespace) -> int:
     from wsframe import codec
 
     print(f"wsframe {wsframe.__version__}")
-    print(f"implementation: {codec.implementation}")
+    note = ""
+    if codec.IS_PYPY and codec.implementation == "python":
+        note = " (PyPy's default; WSFRAME_USE_CEXT=1 selects the C extension if it is built)"
+    print(f"implementation: {codec.implementation}{note}")
     print(f"simd path: {codec.SIMD_PATH}")
     for key, value in codec.BUILD_INFO.items():
         print(f"build {key}: {value}")

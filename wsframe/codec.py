@@ -1,7 +1,9 @@
 """Chooses the frame codec: the C extension unless it is missing or disabled.
 
 Set ``WSFRAME_NO_EXTENSIONS=1`` to use the pure-Python codec even when the C
-extension is installed. ``implementation`` says which one is in use; the
+extension is installed. On PyPy the pure-Python codec is the default (its JIT
+runs it faster than the extension through cpyext); ``WSFRAME_USE_CEXT=1`` asks
+for the extension there. ``implementation`` says which one is in use; the
 other compiled modules (assembler, connection, driver) follow the same choice
 (see ``wsframe._implementation``).
 """
@@ -16,6 +18,9 @@ if TYPE_CHECKING:
     from . import _codec_py as _impl
 else:
     _impl = _implementation.load("_codec")
+
+#: True on PyPy, where the pure-Python twins are the default.
+IS_PYPY: bool = _implementation.IS_PYPY
 
 #: ``"c"`` when the compiled codec is in use, ``"python"`` otherwise.
 implementation: str = "c" if _implementation.use_c else "python"

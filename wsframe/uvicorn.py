@@ -143,6 +143,33 @@ class WSFrameProtocol(AsyncioDriver):
     connection; uvicorn creates it when an HTTP request asks for the upgrade.
     """
 
+    # Slots: attribute reads on the per-message path (asgi_send/asgi_receive)
+    # are slot reads, and a connection holds no __dict__.
+    __slots__ = (
+        "_close_timer",
+        "_connect_pending",
+        "_disconnect",
+        "_response",
+        "app",
+        "app_closed",
+        "app_state",
+        "asgi_version",
+        "client",
+        "close_sent",
+        "config",
+        "connections",
+        "default_headers",
+        "disconnected",
+        "handshake_complete",
+        "logger",
+        "response_started",
+        "root_path",
+        "scheme",
+        "scope",
+        "server",
+        "tasks",
+    )
+
     conn: ServerConnection
 
     def __init__(

@@ -71,9 +71,12 @@ class Processes:
         defaults: bool = False,
         optimize: bool = False,
         name: Optional[str] = None,
+        python: Optional[str] = None,
+        env: Optional[dict[str, str]] = None,
     ) -> Server:
+        """Start ``servers.py KIND`` on ``python`` (default: this interpreter)."""
         name = name or f"{kind}-{loop}"
-        command = [sys.executable]
+        command = [python or sys.executable]
         if optimize:
             command.append("-O")
         command += [str(HERE / "servers.py"), kind, "--loop", loop, "--mode", mode]
@@ -81,7 +84,7 @@ class Processes:
             command.append("--defaults")
         stderr = open(os.path.join(self.log_dir, f"{name}.{mode}.log"), "ab")  # noqa: SIM115
         proc = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=stderr, env=self.env, cwd=ROOT
+            command, stdout=subprocess.PIPE, stderr=stderr, env=env or self.env, cwd=ROOT
         )
         stderr.close()
         assert proc.stdout is not None

@@ -3,6 +3,7 @@
     python tests/autobahn/run.py server|client [--codec c|python|both]
         [--api asyncio|sync] [--cases PATTERN ...] [--exclude PATTERN ...]
         [--parallel N] [--outdir DIR] [--strict] [--timeout SECONDS]
+        [--python INTERPRETER]
 
 * ``server``: starts ``python -m wsframe echo`` on a free loopback port
   (``WSFRAME_NO_EXTENSIONS=1`` for the python codec), runs
@@ -15,6 +16,16 @@
 ``python -m wsframe echo --api sync`` (``wsframe.sync.serve``), the client
 ``client.py --api sync`` (``wsframe.sync.connect``); the reports then go to
 ``OUTDIR/<mode>-sync-<codec>/``.
+
+``--python`` runs the wsframe side (the echo server, the client under test)
+on another interpreter than the one running this script, e.g. PyPy while
+kosoku (Python 3.10+) runs on CPython::
+
+    python tests/autobahn/run.py server --codec python --python pypy3
+
+kosoku is the one next to this script's interpreter (its venv), else the one
+on ``PATH``; the list of case ids comes from the interpreter kosoku runs on.
+With ``--codec c`` on PyPy, ``WSFRAME_USE_CEXT=1`` is set for the wsframe side.
 
 The reports of each run go to ``OUTDIR/<mode>-<codec>/`` (``index.json``,
 one JSON and one HTML file per case). Every report is then read and a summary
@@ -173,19 +184,30 @@ def wait(proc: subprocess.Popen[bytes], timeout: float, what: str, log: Path) ->
 def codec_env(codec: str) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("WSFRAME_NO_EXTENSIONS", None)
+    env.pop("WSFRAME_USE_CEXT", None)
     if codec == "python":
         env["WSFRAME_NO_EXTENSIONS"] = "1"
+    else:  # PyPy uses the pure-Python codec unless asked (no effect on CPython)
+        env["WSFRAME_USE_CEXT"] = "1"
     # The project's own wsframe, installed or not.
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
 
-def check_codec(codec: str, env: dict[str, str]) -> None:
-    """Make sure the processes will really use ``codec``."""
+#: How to build the extension, on CPython or PyPy.
+_BUILD_HINT = "pip install -e . (on PyPy: WSFRAME_USE_CEXT=1 pip install -e .)"
+
+
+def check_codec(codec: str, env: dict[str, str], python: str) -> str:
+    """Make sure the processes will really use ``codec``; return the interpreter's name."""
+    code = (
+        "import platform, wsframe; print(wsframe.implementation); "
+        "print(platform.python_implementation(), platform.python_version())"
+    )
     try:
         out = subprocess.run(
-            [sys.executable, "-c", "import wsframe; print(wsframe.implementation)"],
+            [python, "-c", code],
             env=env,
             cwd=str(ROOT),
             capture_output=True,
@@ -194,14 +216,16 @@ def check_codec(codec: str, env: dict[str, str]) -> None:
         )
     except subprocess.TimeoutExpired:
         raise RunError("importing wsframe took more than 60 s") from None
-    implementation = out.stdout.strip()
+    lines = out.stdout.strip().splitlines()
+    implementation = lines[0] if lines else ""
     if out.returncode != 0 or implementation != codec:
         raise RunError(
             f"the {codec} codec was asked for, but wsframe.implementation is "
             f"{implementation or '?'}"
             + (f":\n{out.stderr}" if out.stderr else "")
-            + ("\n(is the C extension built? pip install -e .)" if codec == "c" else "")
+            + (f"\n(is the C extension built? {_BUILD_HINT})" if codec == "c" else "")
         )
+    return lines[1] if len(lines) > 1 else python
 
 
 #: ``python -m wsframe`` with uvloop made unimportable (the stdlib event loop).
@@ -211,26 +235,52 @@ _WITHOUT_UVLOOP = (
 )
 
 
-def echo_command(loop: str) -> list[str]:
+def echo_command(loop: str, python: str) -> list[str]:
     """``python -m wsframe`` on the event loop asked for."""
     if loop == "asyncio":
-        return [sys.executable, "-c", _WITHOUT_UVLOOP]
-    return [sys.executable, "-m", "wsframe"]  # uvloop if it is installed
+        return [python, "-c", _WITHOUT_UVLOOP]
+    return [python, "-m", "wsframe"]  # uvloop if it is installed
 
 
-def find_kosoku() -> str:
-    kosoku = shutil.which("kosoku")
+def find_kosoku() -> Optional[str]:
+    """The kosoku next to this script's interpreter, else the one on ``PATH``."""
+    beside = Path(sys.executable).parent / "kosoku"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which("kosoku")
+
+
+def require_kosoku() -> str:
+    kosoku = find_kosoku()
     if kosoku is None:
-        raise RunError("kosoku is not installed (pip install kosoku)")
+        raise RunError("kosoku is not installed (pip install kosoku, on Python 3.10+)")
     return kosoku
 
 
+def kosoku_python(kosoku: Optional[str]) -> str:
+    """The interpreter kosoku runs on: its script's ``#!`` line, else this one."""
+    if kosoku is not None:
+        try:
+            with open(kosoku, "rb") as script:
+                first = script.readline(4096)
+        except OSError:
+            first = b""
+        if first.startswith(b"#!"):
+            interpreter = first[2:].strip().decode(errors="replace")
+            if " " not in interpreter and os.access(interpreter, os.X_OK):
+                return interpreter
+    return sys.executable
+
+
 def all_case_ids() -> Optional[list[str]]:
-    """Every case id kosoku knows, in order (None if its package is not importable here)."""
+    """Every case id kosoku knows, in order (None if its package cannot be imported)."""
     code = "import json, kosoku.cases as c; print(json.dumps(list(c.CASES)))"
     try:
         out = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+            [kosoku_python(find_kosoku()), "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         if out.returncode == 0:
             ids = json.loads(out.stdout.strip().splitlines()[-1])
@@ -272,6 +322,7 @@ class Outcome:
         self.codec = codec
         self.outdir = outdir
         self.duration = 0.0
+        self.interpreter = ""  # what runs wsframe, e.g. "PyPy 3.9.16"
         self.problems: list[str] = []  # not case verdicts: echo exit status...
 
 
@@ -280,12 +331,12 @@ def run_server_mode(
 ) -> Outcome:
     outcome = Outcome("server", codec, outdir)
     env = codec_env(codec)
-    check_codec(codec, env)
-    kosoku = find_kosoku()
+    outcome.interpreter = check_codec(codec, env, args.python)
+    kosoku = require_kosoku()
     echo_log = outdir / "echo-server.log"
     echo = procs.start(
         [
-            *echo_command(args.loop),
+            *echo_command(args.loop, args.python),
             "echo",
             "--host",
             HOST,
@@ -349,8 +400,8 @@ def run_client_mode(
 ) -> Outcome:
     outcome = Outcome("client", codec, outdir)
     env = codec_env(codec)
-    check_codec(codec, env)
-    kosoku = find_kosoku()
+    outcome.interpreter = check_codec(codec, env, args.python)
+    kosoku = require_kosoku()
     kosoku_log = outdir / "kosoku.log"
     fuzzer = procs.start(
         [
@@ -372,7 +423,7 @@ def run_client_mode(
     started = time.monotonic()
     client = procs.start(
         [
-            sys.executable,
+            args.python,
             str(CLIENT),
             f"ws://{HOST}:{port}",
             "--agent",
@@ -461,7 +512,9 @@ def summarize(
     reports = load_reports(outcome.outdir)
     ids = sorted(reports, key=_key)
     lines = [
-        f"== {outcome.mode} mode, {outcome.codec} codec: {len(ids)} cases reported "
+        f"== {outcome.mode} mode, {outcome.codec} codec"
+        + (f" on {outcome.interpreter}" if outcome.interpreter else "")
+        + f": {len(ids)} cases reported "
         f"in {outcome.duration:.1f} s ({outcome.outdir}) =="
     ]
     lines.append(
@@ -574,6 +627,13 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
         help="client mode: permessage-deflate offer (see tests/autobahn/client.py --help)",
     )
     parser.add_argument(
+        "--python",
+        default=sys.executable,
+        metavar="INTERPRETER",
+        help="the interpreter that runs wsframe (echo server, client under test), e.g. "
+        "pypy3; kosoku keeps running on its own (default: this script's, %(default)s)",
+    )
+    parser.add_argument(
         "--strict", action="store_true", help="NON-STRICT and UNIMPLEMENTED cases fail the run too"
     )
     parser.add_argument(
@@ -585,6 +645,10 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.parallel < 1:
         parser.error("--parallel must be at least 1")
+    python = shutil.which(args.python)
+    if python is None:
+        parser.error(f"--python {args.python}: no such interpreter")
+    args.python = python
     return args
 
 

@@ -16,7 +16,7 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
-from typing import NamedTuple, Optional, Union
+from typing import Any, NamedTuple, Optional, Union
 
 __all__ = ["DEFAULT_HISTORY", "HistoryStore", "StoredMessage", "default_db_path"]
 
@@ -118,8 +118,8 @@ class HistoryStore:
         while True:
             try:
                 if self.path != ":memory:":
-                    self._db.execute("PRAGMA journal_mode=WAL")
-                    self._db.execute("PRAGMA synchronous=NORMAL")
+                    self._query("PRAGMA journal_mode=WAL")
+                    self._query("PRAGMA synchronous=NORMAL")
                 self._db.executescript(_SCHEMA)
                 self._db.commit()
                 return
@@ -131,6 +131,20 @@ class HistoryStore:
                 self._db.rollback()
                 time.sleep(0.02 + random.random() * 0.05)
 
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        """Run one statement and return its rows, the statement finished at once.
+
+        Every cursor is closed explicitly: without reference counting (PyPy)
+        a dropped cursor keeps its statement active until the garbage
+        collector runs, and SQLite refuses to COMMIT while a statement is in
+        progress ("cannot commit transaction - SQL statements in progress").
+        """
+        cursor = self._db.execute(sql, params)
+        try:
+            return cursor.fetchall()
+        finally:
+            cursor.close()
+
     def add(self, room: str, nick: str, text: str, ts: Optional[int] = None) -> StoredMessage:
         """Store a message (committed by the next :meth:`commit`) and return it."""
         if ts is None:
@@ -139,7 +153,11 @@ class HistoryStore:
             "INSERT INTO messages (room, nick, text, ts) VALUES (?, ?, ?, ?)",
             (room, nick, text, ts),
         )
-        message = StoredMessage(int(cursor.lastrowid or 0), room, nick, text, ts)
+        try:
+            rowid = cursor.lastrowid
+        finally:
+            cursor.close()  # see _query
+        message = StoredMessage(int(rowid or 0), room, nick, text, ts)
         if self.shared:
             self._db.commit()
             return message
@@ -153,19 +171,19 @@ class HistoryStore:
 
     def rooms(self, limit: int = 50) -> list[str]:
         """The rooms with history, most recently active first."""
-        rows = self._db.execute(
+        rows = self._query(
             "SELECT room FROM messages GROUP BY room ORDER BY MAX(id) DESC LIMIT ?", (limit,)
-        ).fetchall()
+        )
         return [row[0] for row in rows]
 
     def _cache(self, room: str) -> collections.deque[StoredMessage]:
         cache = self._recent.get(room)
         if cache is None or self.shared:
-            rows = self._db.execute(
+            rows = self._query(
                 "SELECT id, room, nick, text, ts FROM messages WHERE room = ?"
                 " ORDER BY id DESC LIMIT ?",
                 (room, self.history),
-            ).fetchall()
+            )
             cache = collections.deque(
                 (StoredMessage(*row) for row in reversed(rows)), maxlen=self.history
             )
