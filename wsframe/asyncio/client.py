@@ -7,6 +7,7 @@ import logging
 import random
 import socket
 import ssl as ssl_module
+import sys
 from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
@@ -110,7 +111,8 @@ class connect:
     URL (``http://user:pass@host:port``, ``https://...``, ``socks5://``,
     ``socks5h://``, ``socks4://``; see :mod:`wsframe.proxy`) or None for a
     direct connection; ``proxy_ssl``: the SSLContext for an ``https://``
-    proxy. ``ssl`` (an SSLContext; wss:// uses a default one),
+    proxy (with a ``wss://`` URI, TLS in TLS: Python 3.11 or later). ``ssl``
+    (an SSLContext; wss:// uses a default one),
     ``server_hostname``, ``host`` and ``port`` to connect somewhere else than
     the URI says (a proxy, a test), ``path`` to connect over a Unix socket,
     or ``sock`` (a connected socket); ``create_connection(loop,
@@ -252,6 +254,12 @@ class connect:
                 loop, lambda: ws, sock=sock, ssl=self._ssl, server_hostname=self._server_hostname
             )
             return
+        if proxy.secure and self._ssl is not None and sys.version_info < (3, 11):
+            raise ValueError(
+                "wss:// through an https:// proxy needs Python 3.11 or later with asyncio "
+                "(TLS in TLS with loop.start_tls); use an http:// or SOCKS proxy, or "
+                "wsframe.sync.connect"
+            )
         opened: asyncio.Future[None] = loop.create_future()
         tunnel = _TunnelProtocol(ConnectExchange(proxy, uri.host, uri.port), opened)
         proxy_ssl = (
