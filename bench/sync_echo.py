@@ -109,11 +109,19 @@ def drive(impl: str, port: int, size: int, duration: float) -> dict[str, float]:
     return {"rt_per_s": count / elapsed, "cpu_us_per_rt": cpu_used / count * 1e6}
 
 
+async def _rate_after_warmup(counts: list[int], duration: float) -> float:
+    """Round trips per second over ``duration`` seconds, after the warm-up."""
+    await asyncio.sleep(WARMUP)
+    before = sum(counts)
+    started = time.perf_counter()
+    await asyncio.sleep(duration)
+    return (sum(counts) - before) / (time.perf_counter() - started)
+
+
 async def drive_async(port: int, size: int, connections: int, duration: float) -> dict[str, float]:
     payload = os.urandom(size)
     url = f"ws://{HOST}:{port}/"
     counts = [0] * connections
-    measuring = False
     try:
         from picows import WSListener, WSMsgType, ws_connect
     except ImportError:
@@ -133,8 +141,7 @@ async def drive_async(port: int, size: int, connections: int, duration: float) -
             def on_ws_frame(self, transport: Any, frame: Any) -> None:
                 if not frame.fin:
                     return  # (large messages arrive in one frame from these servers)
-                if measuring:
-                    counts[self.index] += 1
+                counts[self.index] += 1
                 if not stop.is_set():
                     transport.send(WSMsgType.BINARY, payload)
 
@@ -142,12 +149,7 @@ async def drive_async(port: int, size: int, connections: int, duration: float) -
             await ws_connect(lambda i=i: Echo(i), url, max_frame_size=1 << 30)
             for i in range(connections)
         ]
-        await asyncio.sleep(WARMUP)
-        measuring = True
-        started = time.perf_counter()
-        await asyncio.sleep(duration)
-        measuring = False
-        elapsed = time.perf_counter() - started
+        rate = await _rate_after_warmup(counts, duration)
         stop.set()
         for transport, _ in clients:
             transport.disconnect()
@@ -161,19 +163,13 @@ async def drive_async(port: int, size: int, connections: int, duration: float) -
                 while not stop.is_set():
                     await ws.send(payload)
                     await ws.recv()
-                    if measuring:
-                        counts[index] += 1
+                    counts[index] += 1
 
         tasks = [asyncio.ensure_future(one(i)) for i in range(connections)]
-        await asyncio.sleep(WARMUP)
-        measuring = True
-        started = time.perf_counter()
-        await asyncio.sleep(duration)
-        measuring = False
-        elapsed = time.perf_counter() - started
+        rate = await _rate_after_warmup(counts, duration)
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
-    return {"rt_per_s": sum(counts) / elapsed}
+    return {"rt_per_s": rate}
 
 
 # ------------------------------------------------------------------ runner

@@ -8,7 +8,10 @@ Whatever the bytes, in whatever chunks:
 * ``ResponseParser.feed``/``feed_eof`` then ``validate_response`` against a
   real request raise nothing but ``InvalidHandshake``;
 * a ``ServerConnection`` fed the bytes (and accepting the request if one
-  arrives) raises nothing at all: it answers an HTTP error instead.
+  arrives) raises nothing at all: it answers an HTTP error instead, with an
+  origin policy too;
+* ``parse_origin`` raises nothing but ``ValueError``, and an
+  ``OriginPolicy`` decides about any ``Origin`` and ``Host`` without raising.
 
     python fuzz/fuzz_handshake.py -runs=20000
     python fuzz/fuzz_handshake.py -max_total_time=3600 -dict=fuzz/http.dict corpus/handshake
@@ -16,6 +19,8 @@ Whatever the bytes, in whatever chunks:
 
 from __future__ import annotations
 
+import contextlib
+import re
 import sys
 
 import atheris
@@ -25,9 +30,11 @@ with atheris.instrument_imports():
     from wsframe.errors import InvalidHandshake
     from wsframe.events import Request
     from wsframe.handshake import (
+        OriginPolicy,
         RequestParser,
         ResponseParser,
         build_request,
+        parse_origin,
         validate_request,
         validate_response,
     )
@@ -37,6 +44,12 @@ REQUEST = build_request(
     key="dGhlIHNhbXBsZSBub25jZQ==",
     subprotocols=["chat", "superchat"],
     extensions="permessage-deflate; client_max_window_bits",
+)
+
+
+POLICY = OriginPolicy(
+    ["https://example.com", "http://[::1]:8080", re.compile(r"https://[a-z]+\.example\.org"), None],
+    same_host=True,
 )
 
 
@@ -77,8 +90,16 @@ def check_response(pieces: list[bytes]) -> None:
         pass
 
 
-def check_server(pieces: list[bytes], accept: bool) -> None:
-    server = ServerConnection(max_header_line=1024)
+def check_origin(origin: str, host: str) -> None:
+    with contextlib.suppress(ValueError):
+        parse_origin(origin)
+    assert POLICY.allows(origin, host) in (True, False)
+    scope = {"headers": [(b"origin", origin.encode()), (b"host", host.encode())]}
+    assert POLICY.allows_scope(scope) in (True, False)
+
+
+def check_server(pieces: list[bytes], accept: bool, policy: bool) -> None:
+    server = ServerConnection(max_header_line=1024, origins=POLICY if policy else None)
     for piece in pieces:
         server.receive_data(piece)
         for event in server.events():
@@ -102,7 +123,9 @@ def test_one_input(data: bytes) -> None:
     pieces = chunks(fdp, body)
     check_request(pieces)
     check_response(pieces)
-    check_server(pieces, accept=mode != 3)
+    check_server(pieces, accept=mode != 3, policy=fdp.ConsumeBool())
+    text = body.decode("latin-1")
+    check_origin(text[:200], text[200:260])
 
 
 def main() -> None:

@@ -16,6 +16,9 @@ On PyPy the twins are the default (``wsframe._implementation``) and the
 compiled modules are only built when asked for (``WSFRAME_USE_CEXT=1 pip
 install -e .``): one run tests the twins, and the ``"c"`` cases are skipped
 unless the extension was built.
+
+Tests marked ``stress`` (long repetitions) are deselected unless pytest runs
+with ``--stress`` or ``WSFRAME_STRESS=1`` is set.
 """
 
 from __future__ import annotations
@@ -76,8 +79,30 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         )
 
 
+def stress_enabled(config: pytest.Config) -> bool:
+    """Whether the ``stress`` tests run: ``--stress`` or ``WSFRAME_STRESS=1``."""
+    if config.getoption("--stress"):
+        return True
+    return os.environ.get("WSFRAME_STRESS", "") not in ("", "0")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--stress",
+        action="store_true",
+        default=False,
+        help="also run the tests marked stress (long repetitions; or WSFRAME_STRESS=1)",
+    )
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """In the twins' run, leave out the direct tests of the C codec (run before)."""
+    """Leave out the stress tests unless asked for; in the twins' run, the
+    direct tests of the C codec (run before)."""
+    if not stress_enabled(config):
+        stress = [item for item in items if item.get_closest_marker("stress") is not None]
+        if stress:
+            config.hook.pytest_deselected(items=stress)
+            items[:] = [item for item in items if item.get_closest_marker("stress") is None]
     if not _extensions_disabled() or CODEC_C is None:
         return
     keep, drop = [], []

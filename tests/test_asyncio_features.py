@@ -37,10 +37,11 @@ from wsframe.asyncio import (
     connect,
     serve,
 )
-from wsframe.codec import FrameDecoder
+from wsframe.codec import FrameDecoder, encode_frame
 from wsframe.connection import ServerConnection, State
 from wsframe.errors import InvalidState
 from wsframe.events import BinaryMessage, CloseReceived, TextMessage
+from wsframe.frames import Opcode
 
 # The package exports a function of the same name as this module.
 broadcast_module = importlib.import_module("wsframe.asyncio.broadcast")
@@ -453,6 +454,38 @@ async def test_listener_class_and_error_closes_with_1011() -> None:
             ("error", "ValueError", "bad message"),
         ]
         assert [entry[0] for entry in log].count("close") == 1
+
+
+class _FailOnFirst(Listener):
+    seen: ClassVar[list[Any]] = []
+
+    def on_message(self, ws: WebSocket, message: Any) -> None:
+        self.seen.append(message)
+        if message == "first":
+            ws.fail(1008, "no more")
+
+
+@async_test
+async def test_listener_gets_nothing_after_fail() -> None:
+    # RFC 6455 §7.1.7: once the server fails the connection, what the peer
+    # still sends -- later in the same read, or in later reads while the
+    # server drains -- is read and dropped, never handed to on_message.
+    _FailOnFirst.seen = []
+    async with await start(_FailOnFirst, compression=None) as server:
+        peer = await raw_client(server.port)
+        try:
+            for text in ("first", "second", "third"):
+                peer.conn.send_text(text)
+            await peer.flush()  # one write: the three frames arrive together
+            close = await peer.next_event(answer=False)
+            assert isinstance(close, CloseReceived) and close.code == 1008
+            await peer.send_raw(encode_frame(Opcode.TEXT, b"later", mask=b"abcd"))
+            await asyncio.sleep(0.1)
+            await peer.flush()  # the close reply
+            await peer.events_until_eof()
+        finally:
+            peer.close()
+    assert _FailOnFirst.seen == ["first"]
 
 
 @async_test

@@ -482,6 +482,42 @@ async def test_max_connections_answers_503() -> None:
 
 
 @async_test
+async def test_max_connections_per_ip_answers_503() -> None:
+    # One address cannot take every slot: 127.0.0.1 is held to 2, while
+    # another address (127.0.0.2, also loopback on Linux) still gets in.
+    capture = Capture()
+    async with await start(capture, max_connections=10, max_connections_per_ip=2) as server:
+        first = await within(connect(uri(server)))
+        second = await within(connect(uri(server)))
+        with pytest.raises(InvalidHandshake) as info:
+            await within(connect(uri(server)))
+        assert info.value.status == 503
+        assert info.value.headers.get("Retry-After") == "1"
+        assert server.connections_per_ip == {"127.0.0.1": 2}
+        try:
+            reader, writer = await within(
+                asyncio.open_connection("127.0.0.1", server.port, local_addr=("127.0.0.2", 0))
+            )
+        except OSError:  # pragma: no cover - not Linux
+            pass
+        else:
+            writer.write(ws_request())
+            assert (await within(reader.readuntil(b"\r\n\r\n"))).startswith(b"HTTP/1.1 101 ")
+            assert server.connections_per_ip == {"127.0.0.1": 2, "127.0.0.2": 1}
+            writer.close()
+        await within(first.close())
+        await eventually(lambda: server.connections_per_ip.get("127.0.0.1") == 1)
+        third = await within(connect(uri(server)))
+        await within(asyncio.gather(second.close(), third.close()))
+        await eventually(lambda: not server.connections_per_ip)
+
+
+def test_max_connections_per_ip_must_be_positive() -> None:
+    with pytest.raises(ValueError):
+        serve(echo, "127.0.0.1", 0, max_connections_per_ip=0)
+
+
+@async_test
 async def test_request_limits_answer_431() -> None:
     async with await start(echo, max_header_bytes=1000) as server:
         with pytest.raises(InvalidHandshake) as info:

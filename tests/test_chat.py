@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from asyncio_helpers import async_test, within
 from wsframe.asyncio import ConnectionClosed, WebSocket, connect
 from wsframe.chat import ChatServer, HistoryStore, default_db_path, protocol
 from wsframe.chat.server import MAX_FRAME_SIZE
+from wsframe.errors import InvalidHandshake
 
 STEP = 3.0
 
@@ -66,10 +68,12 @@ class Client:
 
 
 @contextlib.asynccontextmanager
-async def chat_server(db: str = ":memory:", **options: Any) -> AsyncIterator[str]:
+async def chat_server(
+    db: str = ":memory:", *, origins: Any = (), **options: Any
+) -> AsyncIterator[str]:
     """A chat server on a free port; yields its WebSocket URI."""
     options.setdefault("presence_delay", 0.01)
-    chat = ChatServer(db, **options)
+    chat = ChatServer(db, origins=origins, **options)
     async with chat.serve("127.0.0.1", 0, ping_interval=None) as server:
         yield f"ws://127.0.0.1:{server.port}/ws"
 
@@ -192,6 +196,60 @@ async def test_reclaim_nickname_with_token() -> None:
             while True:
                 await first.next()
         assert info.value.code == 4001
+
+
+@async_test
+async def test_reclaim_token_of_any_text_is_refused_not_a_crash() -> None:
+    # The token is compared in constant time on its UTF-8 bytes: a non-ASCII
+    # token (which secrets.compare_digest refuses as str) is a wrong token.
+    async with chat_server() as uri, client(uri, "ann") as ann, client(uri) as other:
+        for token in ("é" * 24, "\u2603", "", "x" * 64, "x" * 65):
+            await other.send(type="hello", nick="ann", token=token)
+            assert (await other.error())["code"] == "nick_taken"
+        await ann.quiet()  # ann is still connected, still ann
+
+
+def test_reclaim_token_entropy() -> None:
+    # welcome's token: 144 random bits (secrets.token_urlsafe(18)), new per hello.
+    from wsframe.chat.server import TOKEN_BYTES, new_token
+
+    tokens = {new_token() for _ in range(1000)}
+    assert TOKEN_BYTES >= 16 and len(tokens) == 1000
+    assert all(len(token) == 24 and re.fullmatch(r"[A-Za-z0-9_-]+", token) for token in tokens)
+
+
+def test_page_keeps_the_token_out_of_storage() -> None:
+    # The re-claim token lives in the page's memory only: no storage API call
+    # mentions it (the nickname alone is remembered).
+    from importlib import resources
+
+    script = resources.files("wsframe.demo").joinpath("chat.js").read_text(encoding="utf-8")
+    calls = re.findall(r"(?:localStorage|sessionStorage)\.\w+\(([^)]*)\)", script)
+    assert calls and not [call for call in calls if "token" in call.lower()], calls
+    assert "document.cookie" not in script and "indexedDB" not in script
+
+
+@async_test
+async def test_websocket_origins_same_host_extra_and_none() -> None:
+    async with chat_server(origins=["https://chat.example"]) as uri:
+        port = uri.split(":")[2].split("/")[0]
+        # The chat's own page (Host 127.0.0.1:PORT), the extra origin, no Origin.
+        for origin in (f"http://127.0.0.1:{port}", "https://chat.example:443", None):
+            async with connect(uri, origin=origin, ping_interval=None) as ws:
+                await ws.send(json.dumps({"type": "ping", "id": 1}))
+                assert json.loads(await within(ws.recv(), STEP))["type"] == "pong"
+        # Pages of other origins: another site, another port, another host name.
+        for origin in ("https://evil.example", "http://127.0.0.1:1", f"http://localhost:{port}"):
+            with pytest.raises(InvalidHandshake) as info:
+                await within(connect(uri, origin=origin), STEP)
+            assert info.value.status == 403
+
+
+def test_chat_origins_checked_at_once() -> None:
+    with pytest.raises(ValueError):
+        ChatServer(origins=["https://chat.example/path"])
+    with pytest.raises(TypeError):
+        ChatServer(origins="https://chat.example")
 
 
 @async_test
@@ -367,6 +425,8 @@ async def test_http_page_and_404() -> None:
         assert status == 200 and headers["content-type"] == "text/html; charset=utf-8"
         assert b'<script src="chat.js"' in body
         assert "default-src 'self'" in headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in headers["content-security-policy"]
+        assert headers["x-content-type-options"] == "nosniff"
         status, headers, body = await _http_get(server.port, "/chat.js")
         assert status == 200 and headers["content-type"].startswith("text/javascript")
         assert b"innerHTML" not in body  # user data only through textContent
@@ -401,6 +461,18 @@ def test_cli_prints_url_and_exits_0_on_sigterm(tmp_path: Path) -> None:
             proc.wait()
 
 
+def test_cli_invalid_origin_exits_2() -> None:
+    origins = ["--origin", "https://ok.example", "--origin", "https://chat.example/path"]
+    result = subprocess.run(
+        [sys.executable, "-m", "wsframe", "chat", "--port", "0", "--db", ":memory:", *origins],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "https://chat.example/path" in result.stderr and not result.stdout
+
+
 def test_stores_opening_one_new_file_together(tmp_path: Path) -> None:
     # Workers start together on one new history file: SQLite refuses one of
     # them at once ("database is locked") unless the store retries.
@@ -418,3 +490,55 @@ def _open_store(path: str) -> str:
 
     HistoryStore(path, shared=True).add("room", "nick", "hello")
     return "ok"
+
+
+# ------------------------------------------------------------------ flooding
+
+
+def _assert_flood_outcome(outcome: Any) -> None:
+    # The refused messages were answered, then the close frame said why; the
+    # connection ended with 1008 (not 1006: nothing was lost to a reset).
+    assert outcome.errors and set(outcome.errors) == {"rate_limited"}, outcome
+    assert outcome.close == (1008, "flooding"), outcome
+    assert outcome.close_code == 1008, outcome
+    assert outcome.reset is None and outcome.ended == "eof", outcome
+
+
+@async_test(timeout=30)
+async def test_flooding_client_gets_its_errors_and_1008_over_a_real_socket() -> None:
+    from chat_flooder import flood
+
+    async with chat_server(rate=5.0, burst=10.0, abuse_limit=10.0) as uri:
+        port = int(uri.split(":")[2].split("/")[0])
+        outcome = await asyncio.to_thread(flood, port)
+    _assert_flood_outcome(outcome)
+
+
+def test_flooding_client_of_the_cli_chat_gets_its_errors_and_1008(tmp_path: Path) -> None:
+    # The same against `python -m wsframe chat` (on uvloop when installed).
+    from chat_flooder import flood
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wsframe", "chat", "--port", "0", "--db", ":memory:"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stdout is not None
+        line = ""
+        for _ in range(3):
+            line = proc.stdout.readline()
+            if line.startswith("listening on"):
+                break
+        port = int(line.rsplit(":", 1)[1])
+        for _ in range(3):
+            _assert_flood_outcome(flood(port))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()

@@ -7,12 +7,15 @@ that is a failure.
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,15 +51,16 @@ def _free_port() -> int:
 class ChatProcess:
     """``python -m wsframe chat`` in a subprocess, restartable on the same port and file."""
 
-    def __init__(self, port: int, db: Path) -> None:
+    def __init__(self, port: int, db: Path, *args: str) -> None:
         self.port = port
         self.db = db
+        self.args = args
         self.proc: Any = None
 
     def start(self) -> None:
         command = [sys.executable, "-m", "wsframe", "chat", "--port", str(self.port)]
         self.proc = subprocess.Popen(
-            [*command, "--db", str(self.db)],
+            [*command, "--db", str(self.db), *self.args],
             stdout=subprocess.PIPE,
             text=True,
             cwd=ROOT,
@@ -228,5 +232,90 @@ def test_chat_in_chromium(chat: ChatProcess, tmp_path: Path) -> None:
                 SCREENSHOT.parent.mkdir(exist_ok=True)
                 shutil.copyfile(shot, SCREENSHOT)
             assert not errors, errors
+        finally:
+            browser.close()
+
+
+# A page of another origin (another loopback port) that tries to use the chat.
+FOREIGN_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>another site</title></head><body>
+<script>
+"use strict";
+window.attempt = (url) => new Promise((resolve) => {
+  const result = { opened: false, messages: [] };
+  const ws = new WebSocket(url);
+  ws.onopen = () => { result.opened = true; ws.send(JSON.stringify({ type: "ping", id: "x" })); };
+  ws.onmessage = (event) => { result.messages.push(JSON.parse(event.data)); ws.close(1000); };
+  ws.onclose = (event) => { result.code = event.code; resolve(result); };
+});
+</script></body></html>
+"""
+
+
+@contextlib.contextmanager
+def _foreign_site() -> Iterator[str]:
+    """An HTTP server on another loopback port serving FOREIGN_PAGE; yields its URL."""
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = FOREIGN_PAGE.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_chat_refuses_a_page_of_another_origin_in_chromium(
+    chat: ChatProcess, tmp_path: Path
+) -> None:
+    # Cross-site WebSocket hijacking: a page of another origin (another port of
+    # the same loopback address) opens the chat's WebSocket. Chromium sends
+    # that page's Origin; the chat answers 403 and the page never gets in,
+    # while the chat's own page works. The same page is let in by a chat
+    # started with --origin naming it.
+    sync_playwright = _playwright()
+    ws_url = f"ws://127.0.0.1:{chat.port}/ws"
+    with _foreign_site() as foreign, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            context = browser.new_context()
+            context.set_default_timeout(TIMEOUT_MS)
+            page = context.new_page()
+            handshakes: list[str] = []
+            page.on(
+                "websocket",
+                lambda ws: ws.on("socketerror", lambda error: handshakes.append(str(error))),
+            )
+            page.goto(foreign)
+            result = page.evaluate("url => attempt(url)", ws_url)
+            assert result == {"opened": False, "messages": [], "code": 1006}, result
+            assert any("403" in error for error in handshakes), handshakes
+
+            own = context.new_page()
+            _login(own, f"http://127.0.0.1:{chat.port}/", "alice")
+
+            allowing = ChatProcess(_free_port(), tmp_path / "other.sqlite3", "--origin", foreign)
+            allowing.start()
+            try:
+                url = f"ws://127.0.0.1:{allowing.port}/ws"
+                result = page.evaluate("url => attempt(url)", url)
+                assert result["opened"] and result["code"] == 1000, result
+                assert result["messages"][0]["type"] == "pong"
+            finally:
+                allowing.stop()
         finally:
             browser.close()

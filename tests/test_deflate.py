@@ -925,6 +925,108 @@ class TestSizeLimit:
             engine(False).decompress(engine(True).compress(bytes((1 << 20) + 1)), True)
 
 
+_STEP = 1 << 20  # wsframe.deflate._STEP: zlib is asked for at most this per call
+
+
+def _patterned(size: int) -> bytes:
+    """Compressible but not trivially: a ratio of about 1:30."""
+    return (b"0123456789abcdefghij" * (size // 20 + 1))[:size]
+
+
+@pytest.mark.parametrize("size", [_STEP - 1, _STEP, _STEP + 1, 3 * _STEP + 5])
+@pytest.mark.parametrize("frames", [1, 3])
+def test_large_message_inflated_in_steps(size: int, frames: int) -> None:
+    """Past 1 MiB, zlib is asked for 1 MiB at a time: the same bytes, the same limit."""
+    message = _patterned(size)
+    sender = engine(True)
+    pieces = [message[i * size // frames : (i + 1) * size // frames] for i in range(frames)]
+    payloads = [sender.compress_fragment(p, i == frames - 1) for i, p in enumerate(pieces)]
+
+    def receive(limit: int) -> bytes:
+        receiver = engine(False, max_message_size=limit)
+        out = b"".join(receiver.decompress(p, i == frames - 1) for i, p in enumerate(payloads))
+        # The budget is back for the next message.
+        assert receiver.decompress(engine(True).compress(b"next"), True) == b"next"
+        return out
+
+    assert receive(size) == message
+    assert receive(size + _STEP) == message
+    with pytest.raises(MessageTooBig):
+        receive(size - 1)
+
+
+@pytest.mark.parametrize("size", [_STEP, _STEP + 1, 2 * _STEP + 3])
+def test_small_frame_large_message(size: int) -> None:
+    """A few kilobytes inflating to megabytes (the one-call path), in steps too."""
+    payload = _deflated(bytes(size))
+    assert len(payload) < 4096
+    assert engine(False, max_message_size=size).decompress(payload, True) == bytes(size)
+    with pytest.raises(MessageTooBig):
+        engine(False, max_message_size=size - 1).decompress(payload, True)
+
+
+@pytest.mark.parametrize("first", [_STEP - 1, _STEP, 2 * _STEP])
+def test_end_of_stream_within_steps(first: int) -> None:
+    """A stream ended (BFINAL) at or near a step boundary, then another one."""
+    data = _finished(_patterned(first)) + _deflated(b"and more")
+    for limit in (8 * _STEP, first + 8):
+        assert engine(False, max_message_size=limit).decompress(data, True) == (
+            _patterned(first) + b"and more"
+        )
+    with pytest.raises(MessageTooBig):
+        engine(False, max_message_size=first + 7).decompress(data, True)
+
+
+def _deflated(data: bytes) -> bytes:
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return (compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
+
+
+def _finished(data: bytes) -> bytes:
+    """A raw DEFLATE stream that ends with a BFINAL block."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return compressor.compress(data) + compressor.flush(zlib.Z_FINISH)
+
+
+#: name -> (payloads of the frames of one message, the error expected).
+_KEPT_ERRORS: dict[str, tuple[list[bytes], type[ProtocolError]]] = {
+    "one_small_frame": ([_bomb(3)], MessageTooBig),  # < 4 KiB: the one-call path
+    "one_frame": ([_bomb(8)], MessageTooBig),
+    "fragments": ([_bomb(8)[:4000], _bomb(8)[4000:]], MessageTooBig),
+    "after_end_of_stream": ([_finished(bytes(1_000_000)) + _bomb(1)], MessageTooBig),
+    "corrupt_after_end_of_stream": ([_finished(bytes(1_000_000)) + b"\x07\xff"], ProtocolError),
+}
+
+
+@pytest.mark.parametrize("name", list(_KEPT_ERRORS))
+def test_kept_error_holds_no_output(name: str) -> None:
+    """The error of decompress() does not keep what was inflated before it.
+
+    Its traceback starts in decompress(): the frames below it, which held the
+    output (up to the limit: the megabytes of a compression bomb), are freed
+    even if the caller keeps the error, e.g. as a failed connection's error.
+    """
+    tracemalloc = pytest.importorskip("tracemalloc", reason="PyPy has no tracemalloc")
+    payloads, expected = _KEPT_ERRORS[name]
+    receiver = engine(False, max_message_size=1 << 20)
+    kept: Optional[BaseException] = None
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        try:
+            for index, payload in enumerate(payloads):
+                receiver.decompress(payload, index == len(payloads) - 1)
+        except ProtocolError as exc:
+            kept = exc
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert type(kept) is expected
+    assert held < 64 << 10, f"{name}: the kept error holds {held} bytes"
+    if expected is not MessageTooBig:
+        assert isinstance(kept.__cause__, zlib.error)  # the cause stays
+
+
 # -- corrupt data -------------------------------------------------------------------
 
 

@@ -28,6 +28,7 @@ from wsframe.asyncio import ConnectionClosed, connect  # noqa: E402
 from wsframe.connection import ClientConnection  # noqa: E402
 from wsframe.errors import InvalidHandshake  # noqa: E402
 from wsframe.events import Accepted, CloseReceived, Ping  # noqa: E402
+from wsframe.handshake import OriginPolicy  # noqa: E402
 from wsframe.uvicorn import WSFrameProtocol  # noqa: E402
 
 try:
@@ -158,7 +159,8 @@ async def serve(app: Any, **options: Any) -> AsyncIterator[tuple[int, Any]]:
     port = sock.getsockname()[1]
     options.setdefault("lifespan", "off")
     options.setdefault("log_level", "warning")
-    config = uvicorn.Config(app, ws=WSFrameProtocol, http=HTTP_IMPL, **options)
+    options.setdefault("ws", WSFrameProtocol)
+    config = uvicorn.Config(app, http=HTTP_IMPL, **options)
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # older uvicorn
     task = asyncio.ensure_future(server.serve(sockets=[sock]))
@@ -260,6 +262,51 @@ async def test_reject_with_close_before_accept_is_403() -> None:
             async with ws_connect(f"ws://127.0.0.1:{port}/reject"):
                 pass  # pragma: no cover
         assert info2.value.response.status_code == 403
+
+
+@async_test(timeout=30)
+async def test_configure_origins_refuses_before_the_application() -> None:
+    rec = Recorder()
+    protocol = WSFrameProtocol.configure(origins=["https://app.example", None])
+    assert issubclass(protocol, WSFrameProtocol) and protocol.origin_policy is not None
+    assert WSFrameProtocol.origin_policy is None  # the base class is unchanged
+    # __slots__ all the way up: a connection has no __dict__ (as on any interpreter).
+    assert all("__slots__" in vars(klass) for klass in protocol.__mro__[:-1])
+    async with serve(make_app(rec), ws=protocol) as (port, _):
+        url = f"ws://127.0.0.1:{port}/echo"
+        for origin in ("https://evil.example", "http://app.example", "null"):
+            with pytest.raises(InvalidHandshake) as info:
+                await connect(url, origin=origin)
+            assert info.value.status == 403 and info.value.body == b"origin not allowed\n"
+        assert rec.scopes == []  # the application was never called
+        for origin in ("https://APP.example:443", None):
+            async with connect(url, origin=origin) as ws:
+                await ws.send("hi")
+                assert await asyncio.wait_for(ws.recv(), STEP) == "hi"
+        assert len(rec.scopes) == 2
+
+
+@async_test(timeout=30)
+async def test_asgi_application_checks_origins_with_allows_scope() -> None:
+    # Under any ASGI server: the application refuses with websocket.close (403).
+    policy = OriginPolicy(["https://app.example"])
+    inner = make_app(Recorder())
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket" and not policy.allows_scope(scope):
+            assert await receive() == {"type": "websocket.connect"}
+            await send({"type": "websocket.close"})
+            return
+        await inner(scope, receive, send)
+
+    async with serve(app) as (port, _):
+        url = f"ws://127.0.0.1:{port}/echo"
+        with pytest.raises(InvalidHandshake) as info:
+            await connect(url, origin="https://evil.example")
+        assert info.value.status == 403
+        async with connect(url, origin="https://app.example") as ws:
+            await ws.send("hi")
+            assert await asyncio.wait_for(ws.recv(), STEP) == "hi"
 
 
 @async_test(timeout=30)
@@ -503,6 +550,19 @@ def test_importable_by_name() -> None:
     from uvicorn.importer import import_from_string
 
     assert import_from_string("wsframe.uvicorn:WSFrameProtocol") is WSFrameProtocol
+
+
+#: A configured protocol, as an application module would define it for ``--ws``.
+ORIGIN_PROTOCOL = WSFrameProtocol.configure(origins=["https://app.example"])
+
+
+def test_configured_protocol_importable_by_name() -> None:
+    from uvicorn.importer import import_from_string
+
+    protocol = import_from_string("test_uvicorn:ORIGIN_PROTOCOL")
+    assert protocol is ORIGIN_PROTOCOL and issubclass(protocol, WSFrameProtocol)
+    assert protocol.origin_policy is not None
+    assert protocol.origin_policy.allows("https://app.example")
 
 
 def test_echo_on_uvloop() -> None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, Union
 from .assembler import MessageAssembler, invalid_utf8
 from .closing import close_payload, failure_reason, parse_close
 from .codec import FrameDecoder, encode_frame
-from .errors import InvalidState, ProtocolError
+from .errors import InvalidState, ProtocolError, drop_traceback
 from .events import BinaryMessage, CloseReceived, Event, Ping, Pong, TextMessage
 from .ratelimit import TokenBucket
 from .state import State
@@ -131,6 +131,8 @@ class Connection:
         #: Optional callback for complete messages (``str`` or ``bytes``),
         #: called instead of queueing TextMessage/BinaryMessage events (not
         #: fragments): the fast path of drivers that dispatch at once.
+        #: Dropped once the connection is CLOSED by the peer's close frame or
+        #: by :meth:`receive_eof`.
         self.on_message: Optional[Callable[[Message], None]] = None
         #: Hold back a violation found after valid messages of the same read
         #: until :meth:`fail_pending`, so the application can still answer
@@ -397,12 +399,18 @@ class Connection:
         )
 
     def receive_eof(self) -> None:
-        """The peer closed its side of the transport (or the transport was lost)."""
+        """The peer closed its side of the transport (or the transport was lost).
+
+        Nothing more arrives: ``on_message`` is dropped, so that a callback
+        bound to the driver (which holds this connection) leaves no reference
+        cycle for the garbage collector.
+        """
         if self.state is _CONNECTING:
             self._handshake_eof()
         if self._deferred_error is not None:
             self.error, self._deferred_error = self._deferred_error, None
         self._decoder = None
+        self.on_message = None
         self.state = _CLOSED
         self.close_transport = True
 
@@ -439,7 +447,7 @@ class Connection:
             frames = decoder.feed(data, size)
         except ProtocolError as exc:
             frames = exc.frames
-            error = exc
+            error = drop_traceback(exc)
         if self._paused:
             # Keep the frames as they are (compressed payloads stay
             # compressed) until resume(): at most what one read brought.
@@ -516,6 +524,8 @@ class Connection:
             self._violation(exc)
 
     def _violation(self, error: ProtocolError) -> None:
+        drop_traceback(error)  # kept: see wsframe.errors.drop_traceback
+        self._assembler = None  # the message being received is lost
         if self.defer_failure:
             # The driver calls fail_pending() once the application had a
             # chance to answer what came before the violation.
@@ -644,6 +654,7 @@ class Connection:
             self._send_close(close_payload(code, "") if code is not None else b"", code, "")
         self.state = _CLOSED
         self._decoder = None
+        self.on_message = None  # no more messages: see receive_eof
         # The server closes the TCP connection first (RFC 6455 §7.1.1).
         self.close_transport = self.is_server
 

@@ -9,8 +9,10 @@ cdef object _CONNECTING, _OPEN, _CLOSED
 
 
 cdef class DriverCore:
+    cdef object _abort_timer
     cdef list _cork
     cdef bint _draining
+    cdef object _fail_timer
     cdef object _inbox
     cdef object _listener_message
     cdef double _ping_deadline

@@ -105,8 +105,10 @@ class DriverCore:
     """
 
     __slots__ = (
+        "_abort_timer",
         "_cork",
         "_draining",
+        "_fail_timer",
         "_inbox",
         "_listener_message",
         "_ping_deadline",
@@ -158,6 +160,10 @@ class DriverCore:
         self._inbox: Optional[collections.deque[Message]] = None
         self._cork: Optional[list[bytes]] = None
         self._draining = False
+        # Drop the transport, fail a deferred violation after close_timeout;
+        # cancelled once the transport is lost (they hold self).
+        self._abort_timer: Any = None
+        self._fail_timer: Any = None
         self._read_view: Optional[memoryview] = None
         self._ping_payload: Optional[bytes] = None
         self._ping_sent_at = 0.0
@@ -370,8 +376,8 @@ class DriverCore:
         taken them from the inbox, or after ``close_timeout``."""
         if not self._inbox:
             self.call_soon(self.fail_pending)
-        else:
-            self.call_later(self.conn.options.close_timeout, self.fail_pending)
+        elif self._fail_timer is None:
+            self._fail_timer = self.call_later(self.conn.options.close_timeout, self.fail_pending)
 
     def fail_pending(self) -> None:
         """Fail the connection for the violation held back, if still pending."""
@@ -549,7 +555,8 @@ class DriverCore:
         """Fail the connection: send a close frame with ``code``, then end gracefully.
 
         As after a protocol violation: our FIN follows the close frame, what
-        the peer still sends is read and ignored until it closes, and the
+        the peer still sends is read and ignored until it closes (no message
+        reaches the application any more, listener included), and the
         connection is dropped after ``close_timeout`` if it never does.
         """
         self.start_close(code, reason)
@@ -575,7 +582,10 @@ class DriverCore:
         if self._draining:
             return
         self._draining = True
+        # Failed: nothing more reaches the application, in the callback
+        # style either (RFC 6455 §7.1.7), not even later in this very read.
         self.discard_messages = True
+        self._listener_message = None
         self.wake_reader()
         self.flush()
         if transport.can_write_eof():
@@ -583,7 +593,8 @@ class DriverCore:
         if self.reading_paused:
             self.reading_paused = False
             transport.resume_reading()
-        self.call_later(self.conn.options.close_timeout, self.abort)
+        if self._abort_timer is None:
+            self._abort_timer = self.call_later(self.conn.options.close_timeout, self.abort)
 
     def abort(self) -> None:
         """Drop the transport at once (no closing handshake), if it is still there."""
@@ -603,6 +614,10 @@ class DriverCore:
             self.dispatch(events)
         self.transport = None
         conn.on_message = None  # no cycle between the connection and its driver
+        for timer in (self._abort_timer, self._fail_timer):
+            if timer is not None:
+                timer.cancel()  # it holds self: let go at once
+        self._abort_timer = self._fail_timer = None
         heartbeat = self.heartbeat
         if heartbeat is not None:
             heartbeat.discard(self)

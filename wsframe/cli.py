@@ -56,7 +56,14 @@ def _chat(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        return run_chat(args.host, args.port, args.db, workers=args.workers, redis=args.redis)
+        return run_chat(
+            args.host,
+            args.port,
+            args.db,
+            workers=args.workers,
+            redis=args.redis,
+            origins=args.origin or (),
+        )
     except ValueError as exc:
         print(f"chat: {exc}", file=sys.stderr)
         return 2
@@ -107,6 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--redis",
         metavar="URL",
         help="share rooms and presence through Redis pub/sub, e.g. redis://127.0.0.1:6379/0",
+    )
+    chat.add_argument(
+        "--origin",
+        action="append",
+        metavar="URL",
+        help="another origin whose pages may open the WebSocket, e.g. https://chat.example.com"
+        " behind a proxy (repeatable; the chat's own page and clients sending no Origin are"
+        " always accepted, other pages get 403)",
     )
     chat.set_defaults(func=_chat)
 

@@ -45,10 +45,11 @@ from .deflate import (
     deflate_offer,
     negotiate_deflate,
 )
-from .errors import InvalidHandshake, InvalidState
+from .errors import InvalidHandshake, InvalidState, drop_traceback
 from .events import Accepted, Rejected, Request
-from .handshake import Request as HttpRequest
 from .handshake import (
+    OriginPolicy,
+    OriginsLike,
     RequestParser,
     Response,
     ResponseParser,
@@ -60,6 +61,7 @@ from .handshake import (
     validate_request,
     validate_response,
 )
+from .handshake import Request as HttpRequest
 from .headers import HeadersLike, format_extensions, parse_extensions
 from .options import (
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -112,21 +114,33 @@ class ServerConnection(Connection):
     (supported, in preference order); ``select_subprotocol(request, offered)
     -> str | None`` chooses one instead; ``clock`` measures time for the
     ping rate limit (:func:`time.monotonic` by default).
+
+    ``origins`` (an :class:`~wsframe.handshake.OriginPolicy`, or the
+    collection of allowed origins it is built from) refuses WebSocket
+    requests from other origins: they are answered 403 and reported as a
+    :class:`~wsframe.events.Rejected` event, without a
+    :class:`~wsframe.events.Request` event, so the application never sees
+    them. Requests that are not WebSocket upgrades (no ``Upgrade:
+    websocket``: a page the application serves) are not checked. None (the
+    default): no check.
     """
 
-    __slots__ = ("_early", "_parser", "request", "response", "select_subprotocol")
+    __slots__ = ("_early", "_parser", "origins", "request", "response", "select_subprotocol")
 
     def __init__(
         self,
         options: Optional[Options] = None,
         *,
         select_subprotocol: Optional[SubprotocolSelector] = None,
+        origins: Optional[OriginsLike] = None,
         clock: Callable[[], float] = time.monotonic,
         **overrides: Unpack[OptionsDict],
     ) -> None:
         options = Options.build(options, **overrides)
         super().__init__(True, options, clock)
         self.select_subprotocol = select_subprotocol
+        #: The origin policy (None: every origin is accepted).
+        self.origins: Optional[OriginPolicy] = OriginPolicy.build(origins)
         self._parser: Optional[RequestParser] = RequestParser(**options.head_limits(client=False))
         #: The request, once received.
         self.request: Optional[HttpRequest] = None
@@ -157,6 +171,16 @@ class ServerConnection(Connection):
         self.request = request
         self._early += self._parser.leftover
         self._parser = None
+        policy = self.origins
+        if policy is not None and request.is_websocket:
+            # Before the application sees the request (RFC 6455 §4.2.2 item
+            # 4, §10.2): another site's page gets a 403, nothing else.
+            try:
+                policy.check(request)
+            except InvalidHandshake as exc:
+                self._early = bytearray()
+                self._handshake_failed(exc)
+                return
         self._emit(Request(request))
 
     def _handshake_eof(self) -> None:
@@ -166,7 +190,7 @@ class ServerConnection(Connection):
         status = error.status or 400
         body = error.body or str(error).encode()
         self._answer(reject_response(status, body, error.headers or None))
-        self.error = error
+        self.error = drop_traceback(error)
         self._emit(Rejected(error))
 
     def _answer(self, response: Response) -> None:
@@ -375,7 +399,7 @@ class ClientConnection(Connection):
 
     def _handshake_failed(self, error: InvalidHandshake) -> None:
         self._parser = None
-        self.error = error
+        self.error = drop_traceback(error)
         self.state = State.CLOSED
         self.close_transport = True
         self._emit(Rejected(error))

@@ -33,7 +33,7 @@ import zlib
 from collections.abc import Iterable
 from typing import Literal, NoReturn, Optional, Union
 
-from .errors import InvalidHandshake, MessageTooBig, ProtocolError
+from .errors import InvalidHandshake, MessageTooBig, ProtocolError, drop_traceback
 
 __all__ = [
     "DEFAULT_COMPRESS_LEVEL",
@@ -76,6 +76,14 @@ _TAIL_LEN = len(_TAIL)
 _JOIN_TAIL_BELOW = 4096
 _SYNC_FLUSH = zlib.Z_SYNC_FLUSH
 _DEFLATED = zlib.DEFLATED
+# The most zlib is asked to inflate in one call when more may come out (and the
+# input is smaller). zlib's output grows through buffers of 32 KiB, 64 KiB, 256
+# KiB, 1, 4, 8, 16 and 32 MiB before they are copied into the result; freeing
+# buffers that large raises glibc's mmap and trim thresholds to tens of
+# megabytes, and that much freed heap then stays in the process. A compression
+# bomb makes zlib produce the whole limit (64 MiB on the echo server) from a
+# few kilobytes: asked for 1 MiB at a time, the buffers stay small.
+_STEP = 1 << 20
 
 # The only accepted spellings of a window size: RFC 7692's ABNF
 # ``%x38-39 / "1" %x30-35`` — no sign, no leading zero, no whitespace.
@@ -361,7 +369,8 @@ class PerMessageDeflate:
         for more than the remaining budget plus one byte — and
         :class:`~wsframe.errors.ProtocolError` (1002) for corrupt deflate data.
         After either error the state of the message is dropped; the
-        connection is expected to fail.
+        connection is expected to fail. The error's traceback starts in this
+        method: keeping the error does not keep the output inflated so far.
 
         A peer may end its data with a DEFLATE block with BFINAL set
         (RFC 7692 §7.2.3.3); whatever follows the end of that stream is
@@ -369,40 +378,54 @@ class PerMessageDeflate:
         too (data from zlib-based peers doing this never refers back across
         the end of a stream).
         """
-        if final and len(data) < _JOIN_TAIL_BELOW:
-            # Fast path, most messages: one zlib call.
-            decompressor = self._decompressor
-            if decompressor is None:
-                decompressor = self._decompressor = zlib.decompressobj(self._wbits)
-            remaining = self._remaining
-            try:
-                if remaining is None:
-                    out: bytes = decompressor.decompress(bytes(data) + _TAIL)
-                else:
-                    out = decompressor.decompress(bytes(data) + _TAIL, remaining + 1)
-                    if len(out) > remaining:
-                        self._too_big()
-            except zlib.error as exc:
-                self._corrupt(exc)
-            if decompressor.eof:
-                if remaining is not None:
-                    self._remaining = remaining - len(out)
-                out = self._after_end_of_stream(decompressor, out)
-            # The message is complete: the next one has the whole budget (the
-            # frames before this one, if any, used part of it).
-            self._remaining = self.max_message_size
-            if self.remote_no_context_takeover:
-                self._decompressor = None
+        try:
+            if final and len(data) < _JOIN_TAIL_BELOW:
+                # Fast path, most messages: one zlib call.
+                decompressor = self._decompressor
+                if decompressor is None:
+                    decompressor = self._decompressor = zlib.decompressobj(self._wbits)
+                remaining = self._remaining
+                try:
+                    if remaining is None:
+                        out: bytes = decompressor.decompress(bytes(data) + _TAIL)
+                    else:
+                        if remaining < _STEP:
+                            out = decompressor.decompress(bytes(data) + _TAIL, remaining + 1)
+                        else:
+                            out = decompressor.decompress(bytes(data) + _TAIL, _STEP)
+                            if len(out) == _STEP:
+                                out = _inflate_on(decompressor, out, _STEP, remaining + 1)
+                        if len(out) > remaining:
+                            self._too_big()
+                except zlib.error as exc:
+                    self._corrupt(exc)
+                if decompressor.eof:
+                    if remaining is not None:
+                        self._remaining = remaining - len(out)
+                    out = self._after_end_of_stream(decompressor, out)
+                # The message is complete: the next one has the whole budget (the
+                # frames before this one, if any, used part of it).
+                self._remaining = self.max_message_size
+                if self.remote_no_context_takeover:
+                    self._decompressor = None
+                return out
+            out = self._inflate(data)
+            if final:
+                more = self._inflate(_TAIL)
+                if more:
+                    out += more
+                self._remaining = self.max_message_size
+                if self.remote_no_context_takeover:
+                    self._decompressor = None
             return out
-        out = self._inflate(data)
-        if final:
-            more = self._inflate(_TAIL)
-            if more:
-                out += more
-            self._remaining = self.max_message_size
-            if self.remote_no_context_takeover:
-                self._decompressor = None
-        return out
+        except ProtocolError as exc:
+            # Raised again with a traceback that starts here: the frames it
+            # went through hold what was inflated (up to the limit: the
+            # megabytes of a compression bomb), and whoever keeps the error
+            # (e.g. as a connection's failure) would keep them too. Its cause,
+            # if any (the zlib error), stays.
+            out = b""
+            raise drop_traceback(exc) from exc.__cause__
 
     def _inflate(self, data: BytesLike) -> bytes:
         decompressor = self._decompressor
@@ -413,7 +436,13 @@ class PerMessageDeflate:
             if remaining is None:
                 out: bytes = decompressor.decompress(data)
             else:
-                out = decompressor.decompress(data, remaining + 1)
+                step = max(_STEP, len(data))
+                if remaining < step:
+                    out = decompressor.decompress(data, remaining + 1)
+                else:
+                    out = decompressor.decompress(data, step)
+                    if len(out) == step:
+                        out = _inflate_on(decompressor, out, step, remaining + 1)
                 if len(out) > remaining:
                     self._too_big()
                 self._remaining = remaining - len(out)
@@ -443,6 +472,28 @@ class PerMessageDeflate:
         self._decompressor = None
         self._remaining = limit
         raise MessageTooBig(f"compressed message inflates to more than {limit} bytes")
+
+
+def _inflate_on(decompressor: zlib._Decompress, first: bytes, step: int, limit: int) -> bytes:
+    """Go on inflating after ``first`` (``step`` bytes: all that was asked), ``step``
+    bytes at a time, up to ``limit`` bytes in all, the end of the input or the
+    end of the stream; return everything (``first`` included).
+
+    What is left then is where a single call asking for ``limit`` bytes would
+    have left it: in ``unconsumed_tail``, in ``unused_data`` after the end of
+    the stream, or pending in zlib's state.
+    """
+    pieces = [first]
+    left = limit - step
+    got = asked = step
+    while got == asked and left > 0 and not decompressor.eof:
+        asked = min(left, step)
+        piece = decompressor.decompress(decompressor.unconsumed_tail, asked)
+        got = len(piece)
+        if got:
+            pieces.append(piece)
+            left -= got
+    return b"".join(pieces)
 
 
 # -- negotiation -----------------------------------------------------------------

@@ -20,7 +20,7 @@ carries the close code the connection must be failed with.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, TypeVar
 
 if TYPE_CHECKING:
     from .headers import HeadersLike
@@ -36,7 +36,10 @@ __all__ = [
     "MessageTooBig",
     "ProtocolError",
     "WebSocketError",
+    "drop_traceback",
 ]
+
+_E = TypeVar("_E", bound=BaseException)
 
 
 class WebSocketError(Exception):
@@ -70,21 +73,8 @@ class MessageTooBig(ProtocolError):
     default_close_code = 1009
 
 
-class InvalidHandshake(WebSocketError):
-    """The opening handshake failed.
-
-    On the server, ``status`` is the HTTP status to answer with (400, 405,
-    414, 426, 431, 505, ...), ``headers`` the extra header fields the answer
-    needs (e.g. ``Allow: GET`` for 405, ``Sec-WebSocket-Version: 13`` for
-    426) and ``body`` a short text body; build the answer with
-    ``wsframe.handshake.reject_response(exc.status, exc.body, exc.headers)``.
-
-    On the client, ``status``/``headers``/``body`` are what the server
-    answered; ``status`` is ``None`` if the response could not even be parsed.
-
-    ``str(exc)`` is the message, prefixed with ``HTTP <status>:`` when there
-    is a status.
-    """
+class _HTTPAnswer(WebSocketError):
+    """An error that carries an HTTP answer: ``status``, ``headers``, ``body``."""
 
     def __init__(
         self,
@@ -101,19 +91,36 @@ class InvalidHandshake(WebSocketError):
         self.headers: Headers = Headers(headers)
         self.body: bytes = bytes(body)
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, status={self.status!r})"
+
+
+class InvalidHandshake(_HTTPAnswer):
+    """The opening handshake failed.
+
+    On the server, ``status`` is the HTTP status to answer with (400, 405,
+    414, 426, 431, 505, ...), ``headers`` the extra header fields the answer
+    needs (e.g. ``Allow: GET`` for 405, ``Sec-WebSocket-Version: 13`` for
+    426) and ``body`` a short text body; build the answer with
+    ``wsframe.handshake.reject_response(exc.status, exc.body, exc.headers)``.
+
+    On the client, ``status``/``headers``/``body`` are what the server
+    answered; ``status`` is ``None`` if the response could not even be parsed.
+
+    ``str(exc)`` is the message, prefixed with ``HTTP <status>:`` when there
+    is a status.
+    """
+
     def __str__(self) -> str:
         if self.status is None:
             return self.message
         return f"HTTP {self.status}: {self.message}"
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.message!r}, status={self.status!r})"
-
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.message, self.status, self.headers.items(), self.body))
 
 
-class InvalidProxy(WebSocketError):
+class InvalidProxy(_HTTPAnswer):
     """A client could not open its tunnel through a proxy.
 
     ``proxy`` is the proxy's URL without its password. ``status`` is the
@@ -132,20 +139,11 @@ class InvalidProxy(WebSocketError):
         headers: Optional[HeadersLike] = None,
         body: bytes = b"",
     ) -> None:
-        from .headers import Headers
-
-        super().__init__(message)
-        self.message: str = message
+        super().__init__(message, status, headers, body)
         self.proxy: str = proxy
-        self.status: Optional[int] = status
-        self.headers: Headers = Headers(headers)
-        self.body: bytes = bytes(body)
 
     def __str__(self) -> str:
         return f"{self.message} (proxy {self.proxy})" if self.proxy else self.message
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.message!r}, status={self.status!r})"
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (
@@ -204,3 +202,32 @@ class ConnectionClosedOK(ConnectionClosed):
 
 class ConnectionClosedError(ConnectionClosed):
     """Closed with an error code, or without a complete closing handshake."""
+
+
+def drop_traceback(error: _E) -> _E:
+    """Drop the tracebacks of ``error`` and of its causes and contexts; return ``error``.
+
+    For an exception that is kept after it was handled, e.g. as
+    :attr:`wsframe.connection.Connection.error`. A traceback holds every frame
+    the exception went through with its local variables and, through
+    ``f_back``, every frame that called them. Kept, it keeps alive what those
+    frames held: the inflated part of a compression bomb, the payloads of
+    the frames read with the violation, the request head of a failed
+    handshake... And since those frames also hold the object that keeps the
+    error (``self``), they form a reference cycle that only the cyclic garbage
+    collector frees, when it next examines its oldest generation: on a server
+    that allocates few objects per connection, possibly hundreds of
+    connections later. The message, the close code and the chain of causes
+    stay.
+    """
+    pending: list[Optional[BaseException]] = [error]
+    seen: set[int] = set()
+    while pending:
+        exc = pending.pop()
+        if exc is None or id(exc) in seen:
+            continue
+        seen.add(id(exc))
+        exc.__traceback__ = None
+        pending.append(exc.__cause__)
+        pending.append(exc.__context__)
+    return error

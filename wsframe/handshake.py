@@ -48,11 +48,12 @@ import base64
 import binascii
 import hashlib
 import http
+import ipaddress
 import os
 import re
 import urllib.parse
-from collections.abc import Iterable, Sequence
-from typing import NoReturn, Optional, Union
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NamedTuple, NoReturn, Optional, Union
 
 from .errors import InvalidHandshake
 from .headers import (
@@ -71,7 +72,11 @@ __all__ = [
     "DEFAULT_MAX_HEADER_BYTES",
     "DEFAULT_MAX_HEADER_LINE",
     "DEFAULT_MAX_REQUEST_LINE",
+    "DEFAULT_PORTS",
     "GUID",
+    "Origin",
+    "OriginPolicy",
+    "OriginsLike",
     "Request",
     "RequestParser",
     "Response",
@@ -80,6 +85,7 @@ __all__ = [
     "accept_response",
     "build_request",
     "generate_key",
+    "parse_origin",
     "reject_response",
     "select_subprotocol",
     "validate_key",
@@ -645,7 +651,8 @@ def validate_request(request: Request) -> None:
     * 400 -- a malformed ``Sec-WebSocket-Protocol`` or
       ``Sec-WebSocket-Extensions``.
 
-    ``Origin`` is not checked: that is the application's decision.
+    ``Origin`` is not checked here: see :class:`OriginPolicy` (the server's
+    ``origins`` setting), checked before the application sees the request.
     """
     headers = request.headers
     if request.method != "GET":
@@ -778,6 +785,270 @@ def select_subprotocol(offered: Sequence[str], supported: Sequence[str]) -> str 
         if name in offered_set:
             return name
     return None
+
+
+# ---------------------------------------------------------------------------
+# Origin (RFC 6454; RFC 6455 §4.2.1 item 7 and §10.2)
+
+#: Default ports of the schemes an ``Origin`` is compared in (RFC 6454 §4).
+DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+_ORIGIN_RE = re.compile(
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://"
+    r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s:/?#\[\]@\\]+)"
+    r"(?::(?P<port>[0-9]{1,5}))?"
+)
+_HOST_RE = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s:/?#\[\]@\\]+)(?::(?P<port>[0-9]{1,5}))?")
+
+_ORIGIN_REFUSED = "origin not allowed"
+_ORIGIN_MISSING = "an Origin header is required"
+
+
+def _normal_host(host: str) -> str:
+    """``host`` lower-cased; an IPv6 literal in its compressed form, bracketed."""
+    if host.startswith("["):
+        try:
+            return f"[{ipaddress.IPv6Address(host[1:-1]).compressed}]"
+        except ValueError:
+            raise ValueError(f"invalid IPv6 address {host!r}") from None
+    return host.lower()
+
+
+def _port(text: Optional[str]) -> Optional[int]:
+    if text is None:
+        return None
+    port = int(text)
+    if port > 65535:
+        raise ValueError(f"port {port} out of range")
+    return port
+
+
+class Origin(NamedTuple):
+    """A parsed, normalised origin (RFC 6454): ``scheme``, ``host``, ``port``.
+
+    ``scheme`` and ``host`` are lower case (an IPv6 literal is bracketed and
+    compressed); ``port`` is the explicit port or the scheme's default (80
+    for http/ws, 443 for https/wss), None for another scheme without one.
+    Two origins are the same origin when their tuples are equal, so
+    ``http://X:80`` == ``http://x``. ``str()`` is the serialisation a browser
+    sends: the default port left out.
+    """
+
+    scheme: str
+    host: str
+    port: Optional[int]
+
+    def __str__(self) -> str:
+        if self.port is None or DEFAULT_PORTS.get(self.scheme) == self.port:
+            return f"{self.scheme}://{self.host}"
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+
+def parse_origin(value: str) -> Origin:
+    """Parse the value of an ``Origin`` header: ``scheme://host[:port]``.
+
+    Strict, as browsers serialise origins: ASCII only, no path, query,
+    userinfo, fragment or trailing slash, a port of 0-65535.
+    :class:`ValueError` otherwise, and for ``null`` (the opaque origin of
+    sandboxed frames, ``file:`` pages and redirects: it identifies no site).
+    """
+    if not value.isascii():
+        raise ValueError(f"an origin is ASCII: {value!r}")
+    if value == "null":
+        raise ValueError("'null' is an opaque origin: it does not identify a site")
+    match = _ORIGIN_RE.fullmatch(value)
+    if match is None:
+        raise ValueError(f"not an origin (scheme://host[:port]): {value!r}")
+    scheme = match["scheme"].lower()
+    port = _port(match["port"])
+    if port is None:
+        port = DEFAULT_PORTS.get(scheme)
+    return Origin(scheme, _normal_host(match["host"]), port)
+
+
+def _parse_host(value: str) -> tuple[str, Optional[int]]:
+    """``(host, port)`` of a ``Host`` header (port None when absent); ValueError if malformed."""
+    match = _HOST_RE.fullmatch(value) if value.isascii() else None
+    if match is None:
+        raise ValueError(f"invalid Host {value!r}")
+    return _normal_host(match["host"]), _port(match["port"])
+
+
+def _configured_origin(value: str) -> Origin:
+    """An allowed origin as written in the configuration: an IDN host is
+    IDNA-encoded, and a URL of the site's root (``https://x/``) is its origin."""
+    if value.endswith("/") and not value.endswith("//"):
+        value = value[:-1]
+    if not value.isascii():
+        match = _ORIGIN_RE.fullmatch(value)
+        if match is None:
+            raise ValueError(f"not an origin (scheme://host[:port]): {value!r}")
+        host = match["host"].encode("idna").decode("ascii")
+        value = value[: match.start("host")] + host + value[match.end("host") :]
+    try:
+        return parse_origin(value)
+    except ValueError as exc:
+        if value == "null":
+            raise ValueError(
+                "'null' cannot be allowed: any sandboxed frame or file: page of any site "
+                "sends it (use process_request if you really must)"
+            ) from None
+        raise ValueError(f"{exc}; an allowed origin is scheme://host[:port] (no path)") from None
+
+
+#: What an ``origins`` setting may be: an :class:`OriginPolicy`, or the
+#: collection of allowed origins it is built from.
+OriginsLike = Union["OriginPolicy", Iterable[Union[str, "re.Pattern[str]", None]]]
+
+
+class OriginPolicy:
+    r"""Which browser origins may open a WebSocket: the defence against
+    cross-site WebSocket hijacking (RFC 6455 §10.2).
+
+    A browser sends the ``Origin`` of the page that opens a WebSocket and
+    lets any page open one to any server, with the server's cookies. A
+    server that authenticates with cookies (or by the client's address)
+    must therefore refuse the origins it does not know; non-browser clients
+    send any ``Origin`` they like, or none, so this is no authentication.
+
+    ``origins`` is a collection of:
+
+    * ``"scheme://host[:port]"``: an exact origin. Scheme and host are
+      compared case-insensitively and default ports are implied
+      (``http://x:80`` is ``http://x``, ``https://x:443`` is ``https://x``);
+      an internationalised host name may be written in Unicode, and a
+      trailing ``/`` (the site's root URL) is allowed; any other path is not.
+    * a compiled regular expression (``re.compile(...)``), matched with
+      ``fullmatch`` against the normalised origin ``str(parse_origin(value))``
+      -- lower case, no default port -- e.g.
+      ``re.compile(r"https://[a-z0-9-]+\.example\.com")``. Escape the dots.
+    * ``None``: accept requests without an ``Origin`` header (non-browser
+      clients: command-line tools, other servers, load tests).
+
+    ``same_host=True`` also accepts an origin whose host and port are the
+    request's ``Host`` (the page was served by this server under the same
+    name): the scheme is not compared, since behind a TLS-terminating proxy
+    the server cannot know it; the port of a ``Host`` without one is the
+    default of the origin's scheme.
+
+    Refused: an origin not allowed, a missing ``Origin`` unless ``None`` is
+    in ``origins``, several ``Origin`` headers, a malformed one, and
+    ``null``. :class:`ValueError` for an invalid entry, :class:`TypeError`
+    for a bare string instead of a collection.
+    """
+
+    __slots__ = ("allow_missing", "exact", "patterns", "same_host")
+
+    def __init__(
+        self,
+        origins: Iterable[Union[str, re.Pattern[str], None]] = (),
+        *,
+        same_host: bool = False,
+    ) -> None:
+        if isinstance(origins, (str, bytes)):
+            raise TypeError("origins must be a collection of origins, not a single string")
+        exact: set[Origin] = set()
+        patterns: list[re.Pattern[str]] = []
+        allow_missing = False
+        for item in origins:
+            if item is None:
+                allow_missing = True
+            elif isinstance(item, str):
+                exact.add(_configured_origin(item))
+            elif isinstance(item, re.Pattern):
+                if not isinstance(item.pattern, str):
+                    raise TypeError(f"a pattern of origins matches str, not bytes: {item!r}")
+                patterns.append(item)
+            else:
+                raise TypeError(
+                    f"an allowed origin is a str, a compiled pattern or None, not {item!r}"
+                )
+        #: The exact origins allowed.
+        self.exact: frozenset[Origin] = frozenset(exact)
+        #: The patterns an origin may match instead.
+        self.patterns: tuple[re.Pattern[str], ...] = tuple(patterns)
+        #: Whether a request without ``Origin`` is accepted.
+        self.allow_missing: bool = allow_missing
+        #: Whether an origin naming the request's own ``Host`` is accepted.
+        self.same_host: bool = bool(same_host)
+
+    @classmethod
+    def build(cls, origins: Optional[OriginsLike]) -> Optional[OriginPolicy]:
+        """``origins`` as a policy: None (no check) and a policy stay as they are."""
+        if origins is None or isinstance(origins, OriginPolicy):
+            return origins
+        return cls(origins)
+
+    def allows(self, origin: Optional[str], host: Optional[str] = None) -> bool:
+        """Whether a request with this ``Origin`` value (None: no header) may connect.
+
+        ``host`` is the request's ``Host``, for ``same_host``.
+        """
+        if origin is None:
+            return self.allow_missing
+        try:
+            parsed = parse_origin(origin)
+        except ValueError:
+            return False
+        if parsed in self.exact:
+            return True
+        if self.same_host and host is not None and parsed.scheme in DEFAULT_PORTS:
+            try:
+                name, port = _parse_host(host)
+            except ValueError:
+                return False
+            if port is None:
+                port = DEFAULT_PORTS[parsed.scheme]
+            if (name, port) == (parsed.host, parsed.port):
+                return True
+        if self.patterns:
+            text = str(parsed)
+            return any(pattern.fullmatch(text) for pattern in self.patterns)
+        return False
+
+    def _allows_values(self, origins: Sequence[str], hosts: Sequence[str]) -> bool:
+        if len(origins) > 1:
+            return False
+        host = hosts[0] if len(hosts) == 1 else None
+        return self.allows(origins[0] if origins else None, host)
+
+    def allows_request(self, request: Request) -> bool:
+        """Whether ``request`` may connect (several ``Origin`` headers: refused)."""
+        headers = request.headers
+        return self._allows_values(headers.get_all("Origin"), headers.get_all("Host"))
+
+    def check(self, request: Request) -> None:
+        """Raise :class:`~wsframe.errors.InvalidHandshake` (403, a short text
+        body, never the origin itself) unless ``request`` may connect."""
+        if self.allows_request(request):
+            return
+        origins = request.headers.get_all("Origin")
+        if not origins:
+            raise InvalidHandshake(_ORIGIN_MISSING, 403, None, f"{_ORIGIN_MISSING}\n".encode())
+        shown = ", ".join(repr(o[:100]) for o in origins)
+        raise InvalidHandshake(
+            f"origin {shown} not allowed", 403, None, f"{_ORIGIN_REFUSED}\n".encode()
+        )
+
+    def allows_scope(self, scope: Mapping[str, Any]) -> bool:
+        """Whether an ASGI ``websocket`` connection's scope may connect (its
+        ``headers``: lower-case byte names and byte values)."""
+        origins: list[str] = []
+        hosts: list[str] = []
+        for name, value in scope.get("headers", ()):
+            if name == b"origin":
+                origins.append(bytes(value).decode("latin-1"))
+            elif name == b"host":
+                hosts.append(bytes(value).decode("latin-1"))
+        return self._allows_values(origins, hosts)
+
+    def __repr__(self) -> str:
+        items: list[str] = sorted(str(origin) for origin in self.exact)
+        items += [f"re.compile({pattern.pattern!r})" for pattern in self.patterns]
+        if self.allow_missing:
+            items.append("None")
+        same = ", same_host=True" if self.same_host else ""
+        return f"OriginPolicy([{', '.join(items)}]{same})"
 
 
 # ---------------------------------------------------------------------------

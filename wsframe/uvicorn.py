@@ -25,6 +25,19 @@ there this class follows the ASGI WebSocket specification (2.4):
   a message over ``ws_max_size``, 1011 for a keepalive timeout, 1012 on
   server shutdown, 1006 for a connection lost without a close frame.
 
+Origins: uvicorn has no setting for them, so :meth:`WSFrameProtocol.configure`
+makes a protocol class with an origin policy (the same
+:class:`~wsframe.handshake.OriginPolicy` as ``wsframe.asyncio.serve``'s
+``origins``)::
+
+    # myapp.py -- then: uvicorn myapp:app --ws myapp:WSProtocol
+    WSProtocol = WSFrameProtocol.configure(origins=["https://app.example.com", None])
+
+A request from another origin is answered 403 by the connection itself,
+before the application is called. An application that must run under other
+servers too can check its scope instead:
+``OriginPolicy([...]).allows_scope(scope)`` before ``websocket.accept``.
+
 uvicorn's settings apply: ``ws_max_size`` (largest message, inflated),
 ``ws_max_queue`` (received messages the application has not read yet before
 reading from the socket pauses), ``ws_ping_interval`` / ``ws_ping_timeout``
@@ -60,7 +73,7 @@ from .connection import ServerConnection, State
 from .driver import KeepaliveMember
 from .errors import InvalidHandshake
 from .events import CloseReceived, Event, Rejected, Request
-from .handshake import validate_request
+from .handshake import OriginPolicy, OriginsLike, validate_request
 from .options import Options
 
 if TYPE_CHECKING:
@@ -171,6 +184,22 @@ class WSFrameProtocol(AsyncioDriver):
     )
 
     conn: ServerConnection
+    #: The origin policy of every connection (None: no check); see :meth:`configure`.
+    origin_policy: ClassVar[Optional[OriginPolicy]] = None
+
+    @classmethod
+    def configure(cls, *, origins: Optional[OriginsLike] = None) -> type[WSFrameProtocol]:
+        """A subclass whose connections refuse WebSocket requests from origins
+        not in ``origins`` with 403, before the application is called.
+
+        ``origins`` is as for ``wsframe.asyncio.serve``: allowed origins,
+        compiled patterns, ``None`` for requests without ``Origin``, or an
+        :class:`~wsframe.handshake.OriginPolicy`. Pass the class as
+        ``uvicorn.Config(app, ws=...)``, or name it in ``--ws module:name``.
+        """
+        policy = OriginPolicy.build(origins)
+        namespace = {"__slots__": (), "origin_policy": policy, "__module__": cls.__module__}
+        return type(cls.__name__, (cls,), namespace)
 
     def __init__(
         self,
@@ -181,7 +210,7 @@ class WSFrameProtocol(AsyncioDriver):
     ) -> None:
         if not config.loaded:
             config.load()
-        super().__init__(ServerConnection(_options(config)))
+        super().__init__(ServerConnection(_options(config), origins=self.origin_policy))
         self.config = config
         self.app = config.loaded_app
         self.loop = _loop or asyncio.get_event_loop()
@@ -242,9 +271,14 @@ class WSFrameProtocol(AsyncioDriver):
         elif kind is Request:
             self._on_request(event.request)  # type: ignore[attr-defined]
         elif kind is Rejected:
-            # A malformed request head: the connection answered it.
+            # A malformed request head, or an origin not allowed: the
+            # connection answered it; the application is never called.
             self.handshake_complete = True
             self.close_sent = True
+            error = event.error  # type: ignore[attr-defined]
+            if self.logger.isEnabledFor(logging.INFO):
+                client = f"{self.client[0]}:{self.client[1]}" if self.client else "-"
+                self.logger.info('%s - "WebSocket" %s (%s)', client, error.status, error)
 
     def end_transport(self, graceful: bool = False) -> None:
         """The connection is over; after a violation, the application learns why."""

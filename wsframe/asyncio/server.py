@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import ipaddress
 import logging
 import socket
 import ssl as ssl_module
@@ -12,8 +13,9 @@ from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional, Union
 
 from ..connection import ServerConnection, State, SubprotocolSelector
+from ..events import Event, Rejected
+from ..handshake import OriginPolicy, OriginsLike, Response
 from ..handshake import Request as HttpRequest
-from ..handshake import Response
 from ..options import DEFAULT_OPEN_TIMEOUT, Options
 from .connection import Listener, WebSocket
 from .keepalive import Heartbeat
@@ -34,16 +36,38 @@ ProcessRequest = Callable[[WebSocket, HttpRequest], Any]
 
 
 _INTERNAL_ERROR = (500, "Internal Server Error\n")
+_BUSY = (503, {"Retry-After": "1"}, "Too many connections, retry later\n")
+
+
+def _client_key(peername: Any) -> Optional[str]:
+    """What ``max_connections_per_ip`` counts a client by: its IPv4 address, or
+    the /64 network of its IPv6 address (one host usually has a whole /64);
+    None for a Unix socket."""
+    if not isinstance(peername, tuple) or not peername:
+        return None
+    try:
+        address = ipaddress.ip_address(str(peername[0]).split("%", 1)[0])
+    except ValueError:
+        return str(peername[0])
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 class _ServerWebSocket(WebSocket):
     """A server-side connection: runs the handshake policy and the handler."""
 
-    __slots__ = ("_busy", "_open_timer", "_server", "_task")
+    __slots__ = ("_busy", "_client_key", "_open_timer", "_server", "_task")
 
     def __init__(self, server: Server) -> None:
         super().__init__(
-            ServerConnection(server.options, select_subprotocol=server.select_subprotocol),
+            ServerConnection(
+                server.options,
+                select_subprotocol=server.select_subprotocol,
+                origins=server.origins,
+            ),
             listener=server.new_listener(),
             handler=server.handler,
         )
@@ -52,6 +76,7 @@ class _ServerWebSocket(WebSocket):
         self._task: Optional[asyncio.Task[None]] = None
         self._open_timer: Optional[asyncio.TimerHandle] = None
         self._busy = False
+        self._client_key: Optional[str] = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -60,6 +85,12 @@ class _ServerWebSocket(WebSocket):
         limit = server.max_connections
         # Beyond max_connections, the request is answered with 503.
         self._busy = limit is not None and len(server.websockets) > limit
+        if server.max_connections_per_ip is not None:
+            key = self._client_key = _client_key(self.remote_address)
+            if key is not None:
+                count = server.connections_per_ip.get(key, 0) + 1
+                server.connections_per_ip[key] = count
+                self._busy = self._busy or count > server.max_connections_per_ip
         timeout = server.options.open_timeout
         if timeout is not None:
             self._open_timer = self.call_later(timeout, self._open_timed_out)
@@ -69,7 +100,23 @@ class _ServerWebSocket(WebSocket):
             self._open_timer.cancel()
             self._open_timer = None
         super().connection_lost(exc)
-        self._server.websockets.discard(self)
+        server = self._server
+        server.websockets.discard(self)
+        key = self._client_key
+        if key is not None:
+            self._client_key = None
+            count = server.connections_per_ip.get(key, 0) - 1
+            if count > 0:
+                server.connections_per_ip[key] = count
+            else:
+                server.connections_per_ip.pop(key, None)
+
+    def handle_event(self, event: Event) -> None:
+        if isinstance(event, Rejected):
+            # An invalid request, or one from an origin not allowed: answered
+            # by the connection (the application never sees it).
+            logger.info("refused a handshake from %s: %s", self.remote_address, event.error)
+        super().handle_event(event)
 
     @property
     def handler_task(self) -> Optional[asyncio.Task[None]]:
@@ -85,7 +132,7 @@ class _ServerWebSocket(WebSocket):
 
     def handle_request(self, request: HttpRequest) -> None:
         if self._busy:
-            self._respond((503, {"Retry-After": "1"}, "Too many connections, retry later\n"))
+            self._respond(_BUSY)
             return
         process_request = self._server.process_request
         if process_request is None:
@@ -197,7 +244,13 @@ class Server:
         select_subprotocol: Optional[SubprotocolSelector] = None,
         process_request: Optional[ProcessRequest] = None,
         max_connections: Optional[int] = None,
+        origins: Optional[OriginsLike] = None,
+        max_connections_per_ip: Optional[int] = None,
     ) -> None:
+        if max_connections_per_ip is not None and max_connections_per_ip < 1:
+            raise ValueError(
+                f"max_connections_per_ip must be >= 1 or None, not {max_connections_per_ip}"
+            )
         #: The async function run for each connection (None in the callback style).
         self.handler: Optional[Handler] = None
         self._listener_factory: Optional[Callable[[], Listener]] = None
@@ -218,6 +271,14 @@ class Server:
         self.process_request = process_request
         #: Beyond this many connections, new requests are answered with 503.
         self.max_connections = max_connections
+        #: The origins allowed to open a WebSocket (None: any), see :func:`serve`.
+        self.origins: Optional[OriginPolicy] = OriginPolicy.build(origins)
+        #: Beyond this many connections from one IP address (IPv6: one /64),
+        #: its new requests are answered with 503.
+        self.max_connections_per_ip = max_connections_per_ip
+        #: Connections (open or in their handshake) per client address, when
+        #: ``max_connections_per_ip`` is set.
+        self.connections_per_ip: dict[str, int] = {}
         #: The connections of this server (open or still in their handshake).
         self.websockets: set[WebSocket] = set()
         #: The heartbeat shared by the connections (None without pings).
@@ -373,7 +434,22 @@ class serve:
     ``process_request(ws, request)`` (may be async) returns None to go on
     with the handshake or ``(status, body)`` / ``(status, headers, body)`` /
     a :class:`~wsframe.handshake.Response` to answer with instead;
-    ``max_connections``: beyond it new requests get 503.
+    ``max_connections``: beyond it new requests get 503, as do those of a
+    client address beyond ``max_connections_per_ip`` (IPv6 addresses count
+    per /64; behind a proxy every client has the proxy's address).
+
+    ``origins``: which browser pages may open a WebSocket (the defence
+    against cross-site WebSocket hijacking): a collection of allowed origins
+    -- ``"https://app.example.com"`` (scheme and host case-insensitive,
+    default ports implied), compiled regular expressions matched against
+    the normalised origin, and ``None`` to accept requests without
+    ``Origin`` (non-browser clients) -- or a
+    :class:`~wsframe.handshake.OriginPolicy` (e.g. with ``same_host=True``).
+    A refused WebSocket request is answered 403 before ``process_request``
+    and the handler see it; plain HTTP requests (pages served by
+    ``process_request``) are not checked. Default None: no check, every
+    page of every site may connect -- a server that trusts cookies (or the
+    client's address) must set it. See ``docs/security.md``.
 
     Every connection's settings: ``options`` (an
     :class:`~wsframe.options.Options`), or its fields as keyword arguments —
@@ -404,6 +480,8 @@ class serve:
         select_subprotocol: Optional[SubprotocolSelector] = None,
         process_request: Optional[ProcessRequest] = None,
         max_connections: Optional[int] = None,
+        max_connections_per_ip: Optional[int] = None,
+        origins: Optional[OriginsLike] = None,
         options: Optional[Options] = None,
         **overrides: Unpack[OptionsDict],
     ) -> None:
@@ -413,6 +491,8 @@ class serve:
             select_subprotocol=select_subprotocol,
             process_request=process_request,
             max_connections=max_connections,
+            origins=origins,
+            max_connections_per_ip=max_connections_per_ip,
         )
         self._listen = _Listen(host, port, sock, path, reuse_port, backlog, ssl, create_server)
 

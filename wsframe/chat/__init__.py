@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
+from ..handshake import OriginPolicy
 from .server import ChatServer, ChatSession, RateLimiter
 from .store import HistoryStore, default_db_path
 
@@ -90,8 +91,10 @@ def run_chat(
     ``":memory:"``. ``redis`` (a URL) shares the rooms with other processes;
     ``workers`` > 1 runs that many processes on ``port`` and needs ``redis``
     and a history file (:class:`ValueError` otherwise). ``options`` go to
-    :class:`ChatServer`.
+    :class:`ChatServer` (e.g. ``origins``: other pages allowed to connect;
+    an invalid one is a :class:`ValueError` here, before any worker starts).
     """
+    OriginPolicy(options.get("origins", ()))  # ValueError now, not in a worker
     path = str(default_db_path() if db is None else db)
     if workers > 1:
         return _run_workers(host, port, path, workers, redis, options)

@@ -22,12 +22,13 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from importlib import resources
 from typing import Any, Callable, Optional, Union
 
 from ..asyncio import Listener, Rooms, Server, WebSocket, broadcast, serve
 from ..asyncio.redis_rooms import RedisRooms
+from ..handshake import OriginPolicy
 from ..ratelimit import TokenBucket
 from . import protocol
 from .protocol import Command, ProtocolViolation
@@ -44,6 +45,8 @@ MAX_ROOMS_PER_USER = 20
 DEFAULT_ROOM = "general"
 #: With Redis: the prefix of a session's internal direct-message room.
 DM_ROOM = "@u:"
+#: Random bytes in a nickname's re-claim token (144 bits, 24 characters).
+TOKEN_BYTES = 18
 
 _STATIC = {
     "/": ("index.html", "text/html; charset=utf-8"),
@@ -65,6 +68,24 @@ _SECURITY_HEADERS = {
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def new_token() -> str:
+    """A nickname's re-claim token: :data:`TOKEN_BYTES` from :mod:`secrets`, URL-safe base64."""
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def same_token(given: Optional[str], expected: str) -> bool:
+    """Whether ``given`` is ``expected``, compared in constant time.
+
+    On UTF-8 bytes: :func:`secrets.compare_digest` refuses ``str`` with
+    non-ASCII characters (TypeError), which a client may send.
+    """
+    if not given or not expected:
+        return False
+    return secrets.compare_digest(
+        given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
 
 
 class RateLimiter:
@@ -157,6 +178,13 @@ class ChatServer:
     message, see :class:`HistoryStore`).
     A nickname held in another process cannot be re-claimed with its token
     until that connection closes.
+
+    Origins: the WebSocket accepts the chat's own page (an ``Origin`` whose
+    host and port are the request's ``Host``, see
+    :class:`~wsframe.handshake.OriginPolicy`'s ``same_host``), the
+    ``origins`` given (e.g. the public URL behind a proxy that rewrites
+    ``Host``) and requests without ``Origin`` (tools, load tests); a page of
+    any other origin is refused with 403 (:attr:`origin_policy`).
     """
 
     def __init__(
@@ -171,7 +199,12 @@ class ChatServer:
         commit_delay: float = 0.2,
         redis: Optional[str] = None,
         redis_options: Optional[dict[str, Any]] = None,
+        origins: Iterable[str] = (),
     ) -> None:
+        if isinstance(origins, str):
+            raise TypeError("origins must be a collection of origins, not a single string")
+        #: Which pages may open the chat's WebSocket (given to ``serve``).
+        self.origin_policy = OriginPolicy([*origins, None], same_host=True)
         self.store = HistoryStore(db, history, shared=redis is not None)
         self.rate = rate
         self.burst = burst
@@ -234,6 +267,7 @@ class ChatServer:
         # broadcast and ~300 KiB of zlib state per connection for little gain.
         options.setdefault("compression", None)
         options.setdefault("ping_interval", 20.0)
+        options.setdefault("origins", self.origin_policy)
         if self.shared is not None:
             await self.shared.start()
         try:
@@ -319,7 +353,7 @@ class ChatServer:
         holder = self.by_nick.get(key)
         if holder is not None:
             token = fields["token"]
-            if not token or not secrets.compare_digest(token, holder.token):
+            if not same_token(token, holder.token):
                 raise ProtocolViolation(
                     "nick_taken", f"the nickname {nick!r} is already in use", "hello"
                 )
@@ -332,7 +366,7 @@ class ChatServer:
                 "nick_taken", f"the nickname {nick!r} is already in use", "hello"
             )
         session.nick = nick
-        session.token = secrets.token_urlsafe(18)
+        session.token = new_token()
         assert session.ws is not None
         self.by_nick[key] = session
         self.online[session.ws] = session

@@ -111,8 +111,10 @@ class HistoryStore:
 
         Workers started together open one new file at once; SQLite then
         answers "database is locked" at once (not after the busy timeout) to
-        one of them to avoid a deadlock. This runs once, before serving, so a
-        short blocking retry is fine.
+        one of them to avoid a deadlock, and PyPy's sqlite3 may report that
+        the schema another worker just created "has changed" under a prepared
+        statement. This runs once, before serving, so a short blocking retry
+        is fine.
         """
         deadline = time.monotonic() + 10.0
         while True:
@@ -124,7 +126,9 @@ class HistoryStore:
                 self._db.commit()
                 return
             except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
+                if not any(
+                    transient in str(exc) for transient in ("locked", "busy", "schema has changed")
+                ):
                     raise
                 if time.monotonic() > deadline:
                     raise
