@@ -425,6 +425,51 @@ class TestServer:
                 dial(server)
             assert info.value.status == 503
 
+    def test_max_connections_per_ip_answers_503(self) -> None:
+        # 127.0.0.1 is held to 2 connections; 127.0.0.2 (loopback on Linux too)
+        # still gets in, and a slot comes back when a connection ends.
+        with running(max_connections_per_ip=2) as server:
+            first, second = dial(server), dial(server)
+            with pytest.raises(InvalidHandshake) as info:
+                dial(server)
+            assert info.value.status == 503
+            assert info.value.headers.get("Retry-After") == "1"
+            assert server.per_client.counts == {"127.0.0.1": 2}
+            try:
+                other = socket.create_connection(
+                    ("127.0.0.1", server.port), STEP, source_address=("127.0.0.2", 0)
+                )
+            except OSError:  # pragma: no cover - not Linux
+                pass
+            else:
+                with other:
+                    other.sendall(_upgrade_request())
+                    assert other.recv(12) == b"HTTP/1.1 101"
+                    eventually(lambda: server.per_client.counts.get("127.0.0.2") == 1)
+            first.close()
+            eventually(lambda: server.per_client.counts.get("127.0.0.1") == 1)
+            with dial(server) as third:
+                third.send("again")
+                assert third.recv(timeout=STEP) == "again"
+            second.close()
+            eventually(lambda: not server.per_client.counts)
+
+    def test_max_connections_per_ip_must_be_positive(self) -> None:
+        with pytest.raises(ValueError, match="max_connections_per_ip"):
+            wsframe.sync.serve(echo, "127.0.0.1", 0, max_connections_per_ip=0)
+
+    def test_origins_refuse_other_pages_with_403(self) -> None:
+        allowed = "https://app.example.com"
+        with running(origins=[allowed, None]) as server:
+            with pytest.raises(InvalidHandshake) as info:
+                dial(server, origin="https://evil.example")
+            assert info.value.status == 403
+            for origin in (allowed, None):  # the allowed page; a non-browser client
+                with dial(server, origin=origin) as ws:
+                    ws.send("hi")
+                    assert ws.recv(timeout=STEP) == "hi"
+            eventually(lambda: not server.connections)
+
     def test_max_threads_bounds_the_connections_served_at_once(self) -> None:
         active: list[int] = []
         peak: list[int] = []
@@ -547,3 +592,11 @@ def test_invalid_uri() -> None:
 
 def test_errors_are_exported() -> None:
     assert wsframe.sync.InvalidProxy is wsframe.errors.InvalidProxy
+
+
+def _upgrade_request() -> bytes:
+    return (
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n"
+    )

@@ -18,9 +18,10 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from ..admission import ConnectionsPerClient
 from ..connection import ServerConnection, SubprotocolSelector
+from ..handshake import OriginPolicy, OriginsLike, Response
 from ..handshake import Request as HttpRequest
-from ..handshake import Response
 from ..options import Options
 from ..state import State
 from .connection import WebSocket
@@ -74,6 +75,8 @@ class Server:
         process_request: Optional[ProcessRequest] = None,
         max_connections: Optional[int] = None,
         max_threads: Optional[int] = None,
+        origins: Optional[OriginsLike] = None,
+        max_connections_per_ip: Optional[int] = None,
     ) -> None:
         if not callable(handler):
             raise TypeError("handler must be a function called with each connection")
@@ -81,6 +84,11 @@ class Server:
         self.options = options  #: every connection's settings
         self.connections: set[WebSocket] = set()  #: open or in their handshake
         self.max_connections = max_connections  #: more get 503 (None: no limit)
+        #: Connections (open or in their handshake) per client address; its
+        #: ``limit`` is ``max_connections_per_ip`` (beyond it: 503).
+        self.per_client = ConnectionsPerClient(max_connections_per_ip)
+        #: The origins allowed to open a WebSocket (None: any), see :func:`serve`.
+        self.origins: Optional[OriginPolicy] = OriginPolicy.build(origins)
         self.process_request = process_request  #: see :func:`serve`
         self.select_subprotocol = select_subprotocol  #: see :func:`serve`
         #: One thread pings every connection (None: no heartbeat).
@@ -183,7 +191,7 @@ class Server:
             if self._stopping:
                 sock.close()
                 return
-            self._run_connection(sock)
+            self._run_connection(sock, address)
         except Exception:
             logger.exception("connection from %s failed", address)
         finally:
@@ -193,7 +201,7 @@ class Server:
                 self._threads -= 1
                 self._lock.notify_all()
 
-    def _run_connection(self, sock: Any) -> None:
+    def _run_connection(self, sock: Any, address: Any) -> None:
         options = self.options
         timeout = options.open_timeout
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -205,13 +213,17 @@ class Server:
                 logger.debug("TLS handshake failed: %s", exc)
                 sock.close()
                 return
-        conn = ServerConnection(options, select_subprotocol=self.select_subprotocol)
+        conn = ServerConnection(
+            options, select_subprotocol=self.select_subprotocol, origins=self.origins
+        )
         ws = WebSocket(conn, sock)
         ws.heartbeat = self.heartbeat
         with self._lock:
             self.connections.add(ws)
             limit = self.max_connections
             busy = limit is not None and len(self.connections) > limit
+            client, over_limit = self.per_client.add(address)
+            busy = busy or over_limit
         try:
             with ws.lock:
                 ws.connection_made(ws.socket_transport)
@@ -231,6 +243,7 @@ class Server:
         finally:
             with self._lock:
                 self.connections.discard(ws)
+                self.per_client.remove(client)
 
     def _answer(self, ws: WebSocket, conn: ServerConnection, busy: bool) -> bool:
         """Accept the request, or answer it otherwise; whether the connection opened."""
@@ -357,6 +370,8 @@ def serve(
     process_request: Optional[ProcessRequest] = None,
     select_subprotocol: Optional[SubprotocolSelector] = None,
     max_connections: Optional[int] = None,
+    max_connections_per_ip: Optional[int] = None,
+    origins: Optional[OriginsLike] = None,
     sock: Optional[socket.socket] = None,
     path: Optional[str] = None,
     reuse_port: bool = False,
@@ -386,7 +401,10 @@ def serve(
     request)`` returning None to go on with the handshake or ``(status,
     body)`` / ``(status, headers, body)`` / a
     :class:`~wsframe.handshake.Response` to answer plain HTTP on the same
-    port, ``max_connections`` (beyond it: 503).
+    port, ``max_connections`` (beyond it: 503) and
+    ``max_connections_per_ip`` (503 for a client address beyond it; IPv6
+    addresses count per /64), ``origins`` (the pages that may open a
+    WebSocket; refused requests get 403, see ``docs/security.md``).
 
     Every connection's settings: ``options`` (an
     :class:`~wsframe.options.Options`) or its fields as keyword arguments
@@ -416,4 +434,6 @@ def serve(
         process_request=process_request,
         max_connections=max_connections,
         max_threads=max_threads,
+        origins=origins,
+        max_connections_per_ip=max_connections_per_ip,
     )
