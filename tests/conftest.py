@@ -169,3 +169,18 @@ def outcome(func: Any, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
     except Exception as exc:
         return ("raise", type(exc), str(exc))
     return ("return", type(result), result)
+
+
+@pytest.fixture(scope="module")
+def tls() -> tuple[Any, Any]:
+    """``(server_context, client_context)``: a test CA's certificate for 127.0.0.1
+    and localhost, and a client context trusting that CA (trustme)."""
+    import ssl
+
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(server_context)
+    client_context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    ca.configure_trust(client_context)
+    return server_context, client_context

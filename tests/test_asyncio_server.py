@@ -493,7 +493,7 @@ async def test_max_connections_per_ip_answers_503() -> None:
             await within(connect(uri(server)))
         assert info.value.status == 503
         assert info.value.headers.get("Retry-After") == "1"
-        assert server.connections_per_ip == {"127.0.0.1": 2}
+        assert server.per_client.counts == {"127.0.0.1": 2}
         try:
             reader, writer = await within(
                 asyncio.open_connection("127.0.0.1", server.port, local_addr=("127.0.0.2", 0))
@@ -503,13 +503,13 @@ async def test_max_connections_per_ip_answers_503() -> None:
         else:
             writer.write(ws_request())
             assert (await within(reader.readuntil(b"\r\n\r\n"))).startswith(b"HTTP/1.1 101 ")
-            assert server.connections_per_ip == {"127.0.0.1": 2, "127.0.0.2": 1}
+            assert server.per_client.counts == {"127.0.0.1": 2, "127.0.0.2": 1}
             writer.close()
         await within(first.close())
-        await eventually(lambda: server.connections_per_ip.get("127.0.0.1") == 1)
+        await eventually(lambda: server.per_client.counts.get("127.0.0.1") == 1)
         third = await within(connect(uri(server)))
         await within(asyncio.gather(second.close(), third.close()))
-        await eventually(lambda: not server.connections_per_ip)
+        await eventually(lambda: not server.per_client.counts)
 
 
 def test_max_connections_per_ip_must_be_positive() -> None:

@@ -103,16 +103,7 @@ def run(main: Callable[[], Awaitable[Any]], timeout: float = TEST_TIMEOUT) -> An
 # --------------------------------------------------------------------- TLS
 
 
-@pytest.fixture(scope="module")
-def tls() -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    """``(server_context, client_context)`` with a test CA's certificate for 127.0.0.1."""
-    trustme = pytest.importorskip("trustme")
-    ca = trustme.CA()
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1", "localhost").configure_cert(server_context)
-    client_context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-    ca.configure_trust(client_context)
-    return server_context, client_context
+# The tls fixture (a trustme CA for 127.0.0.1) comes from conftest.py.
 
 
 # ----------------------------------------------------------------- servers

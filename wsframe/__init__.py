@@ -22,7 +22,9 @@ from .codec import (
 )
 from .connection import ClientConnection, ServerConnection, State
 from .errors import (
+    ConcurrencyError,
     InvalidHandshake,
+    InvalidProxy,
     InvalidState,
     MessageTooBig,
     ProtocolError,
@@ -34,9 +36,11 @@ __all__ = [
     "SIMD_PATH",
     "ClientConnection",
     "CloseCode",
+    "ConcurrencyError",
     "Frame",
     "FrameDecoder",
     "InvalidHandshake",
+    "InvalidProxy",
     "InvalidState",
     "MessageTooBig",
     "Opcode",

@@ -32,9 +32,9 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _echo(args: argparse.Namespace) -> int:
-    from wsframe.echo import run_echo
+    from wsframe.echo import run_echo, run_sync_echo
 
-    return run_echo(
+    return (run_sync_echo if args.api == "sync" else run_echo)(
         args.host,
         args.port,
         compression=None if args.no_compression else "deflate",
@@ -83,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     echo.add_argument("--no-compression", action="store_true", help="refuse permessage-deflate")
     echo.add_argument(
         "--ping-interval", type=float, default=20.0, help="seconds between pings (0: none)"
+    )
+    echo.add_argument(
+        "--api",
+        choices=("asyncio", "sync"),
+        default="asyncio",
+        help="the asyncio server (a Listener, uvloop if installed; the default) or the "
+        "threaded one of wsframe.sync",
     )
     echo.set_defaults(func=_echo)
 

@@ -70,6 +70,7 @@ from .options import (
     Options,
 )
 from .state import State
+from .uri import WebSocketURI
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -296,7 +297,7 @@ class ClientConnection(Connection):
 
     def __init__(
         self,
-        uri: str,
+        uri: Union[str, WebSocketURI],
         options: Optional[Options] = None,
         *,
         origin: Optional[str] = None,

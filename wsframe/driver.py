@@ -28,10 +28,63 @@ from . import _implementation
 
 if TYPE_CHECKING:
     from ._driver_py import DriverCore
+    from .connection import Connection
+    from .handshake import Request, Response
+    from .state import State
 else:
     DriverCore = _implementation.load("_driver").DriverCore
 
-__all__ = ["DriverCore", "Heartbeat", "KeepaliveMember", "Transport"]
+__all__ = ["ConnectionInfo", "DriverCore", "Heartbeat", "KeepaliveMember", "Transport"]
+
+
+class ConnectionInfo:
+    """What an application's connection object tells of its connection.
+
+    A mixin (no state of its own) for the drivers' ``WebSocket`` classes —
+    ``wsframe.asyncio.WebSocket`` and ``wsframe.sync.WebSocket`` — after
+    :class:`DriverCore` among their bases: it reads ``self.conn``.
+    """
+
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+        conn: Connection
+
+        @property
+        def state(self) -> State:
+            """The connection's state (:class:`DriverCore`'s)."""
+
+    @property
+    def request(self) -> Optional[Request]:
+        """The opening handshake's HTTP request (path, headers...)."""
+        request: Optional[Request] = getattr(self.conn, "request", None)
+        return request
+
+    @property
+    def response(self) -> Optional[Response]:
+        """Client side: the server's HTTP response to the opening handshake."""
+        response: Optional[Response] = getattr(self.conn, "response", None)
+        return response
+
+    @property
+    def subprotocol(self) -> Optional[str]:
+        """The negotiated subprotocol, or None."""
+        return self.conn.subprotocol
+
+    @property
+    def close_reason(self) -> str:
+        """The close reason the peer sent ("" if none)."""
+        return self.conn.close_reason
+
+    @property
+    def ready_state(self) -> int:
+        """The state as an int, like the browser's ``WebSocket.readyState``."""
+        return int(self.state)
+
+    @property
+    def connection(self) -> Connection:
+        """The underlying sans-I/O :class:`wsframe.connection.Connection`."""
+        return self.conn
 
 
 class Transport(Protocol):

@@ -6,7 +6,9 @@
     ├── ProtocolError          the peer broke RFC 6455 / 7692 (.close_code)
     │   └── MessageTooBig      a frame or message over the limit (1009)
     ├── InvalidHandshake       the opening handshake failed (.status)
+    ├── InvalidProxy           the proxy refused or broke the tunnel (.status)
     ├── InvalidState           not allowed in the connection's state
+    ├── ConcurrencyError       two threads read one connection at once (also a RuntimeError)
     └── ConnectionClosed       the connection is closed (.code, .reason)
         ├── ConnectionClosedOK     cleanly, with 1000 or 1001
         └── ConnectionClosedError  with an error code, or not cleanly
@@ -24,10 +26,12 @@ if TYPE_CHECKING:
     from .headers import HeadersLike
 
 __all__ = [
+    "ConcurrencyError",
     "ConnectionClosed",
     "ConnectionClosedError",
     "ConnectionClosedOK",
     "InvalidHandshake",
+    "InvalidProxy",
     "InvalidState",
     "MessageTooBig",
     "ProtocolError",
@@ -69,21 +73,8 @@ class MessageTooBig(ProtocolError):
     default_close_code = 1009
 
 
-class InvalidHandshake(WebSocketError):
-    """The opening handshake failed.
-
-    On the server, ``status`` is the HTTP status to answer with (400, 405,
-    414, 426, 431, 505, ...), ``headers`` the extra header fields the answer
-    needs (e.g. ``Allow: GET`` for 405, ``Sec-WebSocket-Version: 13`` for
-    426) and ``body`` a short text body; build the answer with
-    ``wsframe.handshake.reject_response(exc.status, exc.body, exc.headers)``.
-
-    On the client, ``status``/``headers``/``body`` are what the server
-    answered; ``status`` is ``None`` if the response could not even be parsed.
-
-    ``str(exc)`` is the message, prefixed with ``HTTP <status>:`` when there
-    is a status.
-    """
+class _HTTPAnswer(WebSocketError):
+    """An error that carries an HTTP answer: ``status``, ``headers``, ``body``."""
 
     def __init__(
         self,
@@ -100,16 +91,73 @@ class InvalidHandshake(WebSocketError):
         self.headers: Headers = Headers(headers)
         self.body: bytes = bytes(body)
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, status={self.status!r})"
+
+
+class InvalidHandshake(_HTTPAnswer):
+    """The opening handshake failed.
+
+    On the server, ``status`` is the HTTP status to answer with (400, 405,
+    414, 426, 431, 505, ...), ``headers`` the extra header fields the answer
+    needs (e.g. ``Allow: GET`` for 405, ``Sec-WebSocket-Version: 13`` for
+    426) and ``body`` a short text body; build the answer with
+    ``wsframe.handshake.reject_response(exc.status, exc.body, exc.headers)``.
+
+    On the client, ``status``/``headers``/``body`` are what the server
+    answered; ``status`` is ``None`` if the response could not even be parsed.
+
+    ``str(exc)`` is the message, prefixed with ``HTTP <status>:`` when there
+    is a status.
+    """
+
     def __str__(self) -> str:
         if self.status is None:
             return self.message
         return f"HTTP {self.status}: {self.message}"
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.message!r}, status={self.status!r})"
-
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.message, self.status, self.headers.items(), self.body))
+
+
+class InvalidProxy(_HTTPAnswer):
+    """A client could not open its tunnel through a proxy.
+
+    ``proxy`` is the proxy's URL without its password. ``status`` is the
+    HTTP status an HTTP proxy answered ``CONNECT`` with (407 Proxy
+    Authentication Required, 403, 502...) or the reply code a SOCKS proxy
+    refused with, and ``headers``/``body`` what an HTTP proxy sent; ``status``
+    is ``None`` when the proxy sent no valid answer at all (it closed the
+    connection, or did not speak the protocol).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        proxy: str = "",
+        status: Optional[int] = None,
+        headers: Optional[HeadersLike] = None,
+        body: bytes = b"",
+    ) -> None:
+        super().__init__(message, status, headers, body)
+        self.proxy: str = proxy
+
+    def __str__(self) -> str:
+        return f"{self.message} (proxy {self.proxy})" if self.proxy else self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            type(self),
+            (self.message, self.proxy, self.status, self.headers.items(), self.body),
+        )
+
+
+class ConcurrencyError(WebSocketError, RuntimeError):
+    """Two threads did at once what only one at a time may do.
+
+    ``wsframe.sync``: ``recv()`` (or iterating) on a connection from a thread
+    while another thread is already in ``recv()``.
+    """
 
 
 class InvalidState(WebSocketError):

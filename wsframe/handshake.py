@@ -64,6 +64,7 @@ from .headers import (
     parse_extensions,
     parse_tokens,
 )
+from .uri import WebSocketURI, parse_uri
 
 __all__ = [
     "DEFAULT_MAX_BODY",
@@ -1055,7 +1056,7 @@ class OriginPolicy:
 
 
 def build_request(
-    uri: str,
+    uri: Union[str, WebSocketURI],
     *,
     key: str | None = None,
     origin: str | None = None,
@@ -1066,7 +1067,9 @@ def build_request(
     """Return the client's opening-handshake :class:`Request` for ``uri``.
 
     ``uri`` must be ``ws://`` or ``wss://`` (any case) with a host and no
-    fragment (:class:`ValueError` otherwise). ``Host`` carries the port only
+    fragment (:class:`ValueError` otherwise), or a
+    :class:`~wsframe.uri.WebSocketURI` already parsed by
+    :func:`~wsframe.uri.parse_uri`. ``Host`` carries the port only
     when it is not the scheme's default (80/443); IPv6 literals are
     bracketed; non-ASCII host names are IDNA-encoded. The target is the path
     (``/`` if empty) and query, percent-encoding characters not allowed in
@@ -1082,29 +1085,7 @@ def build_request(
     ``Origin``/``Authorization`` when ``origin``/userinfo provide them --
     :class:`ValueError` otherwise.
     """
-    parts = urllib.parse.urlsplit(uri)
-    scheme = parts.scheme.lower()
-    if scheme not in ("ws", "wss"):
-        raise ValueError(f"not a ws:// or wss:// URI: {uri!r}")
-    if parts.fragment or uri.endswith("#"):
-        raise ValueError(f"a WebSocket URI cannot have a fragment: {uri!r}")
-    host = parts.hostname
-    if not host:
-        raise ValueError(f"no host in URI {uri!r}")
-    port = parts.port  # ValueError if invalid
-    try:
-        host.encode("ascii")
-    except UnicodeEncodeError:
-        host = host.encode("idna").decode("ascii")
-    if ":" in host:
-        host = f"[{host}]"
-    default_port = 80 if scheme == "ws" else 443
-    host_header = host if port is None or port == default_port else f"{host}:{port}"
-
-    path = urllib.parse.quote(parts.path or "/", safe="/%:@!$&'()*+,;=")
-    target = path
-    if parts.query:
-        target += "?" + urllib.parse.quote(parts.query, safe="/?%:@!$&'()*+,;=")
+    parsed = parse_uri(uri)
 
     if key is None:
         key = generate_key()
@@ -1115,13 +1096,13 @@ def build_request(
     reserved = list(_CLIENT_OWN + _CLIENT_OWN_OPTIONAL)
     if origin is not None:
         reserved.append("origin")
-    if parts.username is not None:
+    if parsed.username is not None:
         reserved.append("authorization")
     _check_extra(extra, reserved, "client")
 
     headers = Headers(
         [
-            ("Host", host_header),
+            ("Host", parsed.host_header),
             ("Upgrade", "websocket"),
             ("Connection", "Upgrade"),
             ("Sec-WebSocket-Key", key),
@@ -1138,13 +1119,12 @@ def build_request(
     if extensions:
         parse_extensions([extensions])  # ValueError if malformed
         headers.add("Sec-WebSocket-Extensions", extensions)
-    if parts.username is not None:
-        user = urllib.parse.unquote(parts.username)
-        password = urllib.parse.unquote(parts.password or "")
+    if parsed.user_info is not None:
+        user, password = parsed.user_info
         credentials = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
         headers.add("Authorization", f"Basic {credentials}")
     headers.extend(extra)
-    return Request("GET", target, headers)
+    return Request("GET", parsed.resource_name, headers)
 
 
 def validate_response(

@@ -1,4 +1,5 @@
-"""The Autobahn TestSuite client under test, on ``wsframe.asyncio.connect``.
+"""The Autobahn TestSuite client under test, on ``wsframe.asyncio.connect``
+(or, with ``--api sync``, the threaded ``wsframe.sync.connect``).
 
 Point it at a fuzzing server (``kosoku -m fuzzingserver`` or Autobahn's
 ``wstest -m fuzzingserver``)::
@@ -163,6 +164,54 @@ async def main_async(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
+def run_sync(args: argparse.Namespace) -> int:
+    """The same client on ``wsframe.sync`` (threads, blocking sockets)."""
+    from wsframe.sync import connect as connect_sync
+
+    base = args.uri
+    options = _options(args.timeout)
+    try:
+        with connect_sync(_url(base, "/getCaseCount"), proxy=None, **options) as ws:
+            count = int(ws.recv(timeout=args.timeout))
+    except (OSError, ValueError, wsframe.WebSocketError) as exc:
+        print(f"cannot get the case count from {base}: {exc!r}", file=sys.stderr)
+        return 1
+    print(
+        f"wsframe {wsframe.__version__} ({wsframe.implementation} codec, sync API): "
+        f"{count} cases from {base} as agent {args.agent!r}",
+        flush=True,
+    )
+    errors = 0
+    started = time.monotonic()
+    case_options = _options(args.case_timeout)
+    for case in range(1, count + 1):
+        url = _url(base, "/runCase", case=case, agent=args.agent)
+        try:
+            with connect_sync(url, proxy=None, **case_options) as ws:
+                try:
+                    for message in ws:
+                        ws.send(message)
+                except ConnectionClosed:
+                    pass  # closed with an error code or abnormally: the case decides
+        except (OSError, wsframe.WebSocketError) as exc:
+            errors += 1
+            print(f"case {case}/{count}: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+    try:
+        with connect_sync(
+            _url(base, "/updateReports", agent=args.agent), proxy=None, **options
+        ) as ws:
+            for _ in ws:
+                pass
+    except (OSError, wsframe.WebSocketError) as exc:
+        log.debug("updateReports: %s", exc)
+    print(
+        f"ran {count} cases in {time.monotonic() - started:.1f} s"
+        + (f", {errors} could not be run" if errors else ""),
+        flush=True,
+    )
+    return 1 if errors else 0
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("uri", help="the fuzzing server, e.g. ws://127.0.0.1:9002")
@@ -193,6 +242,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         help="permessage-deflate offer: client_max_window_bits and "
         "client_no_context_takeover (conformance, the default) or wsframe's default",
     )
+    parser.add_argument(
+        "--api",
+        choices=("asyncio", "sync"),
+        default="asyncio",
+        help="the client under test: wsframe.asyncio.connect (default) or wsframe.sync.connect",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="print every case")
     args = parser.parse_args(argv)
     if urllib.parse.urlsplit(args.uri).scheme not in ("ws", "wss"):
@@ -201,6 +256,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     global _OFFER
     _OFFER = CONFORMANCE_OFFER if args.offer == "conformance" else None
     try:
+        if args.api == "sync":
+            return run_sync(args)
         return asyncio.run(main_async(args))
     except KeyboardInterrupt:
         return 130

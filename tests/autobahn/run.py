@@ -1,8 +1,9 @@
 """Run the Autobahn TestSuite (with ``kosoku``) against wsframe and summarize the reports.
 
     python tests/autobahn/run.py server|client [--codec c|python|both]
-        [--cases PATTERN ...] [--exclude PATTERN ...] [--parallel N]
-        [--outdir DIR] [--strict] [--timeout SECONDS] [--python INTERPRETER]
+        [--api asyncio|sync] [--cases PATTERN ...] [--exclude PATTERN ...]
+        [--parallel N] [--outdir DIR] [--strict] [--timeout SECONDS]
+        [--python INTERPRETER]
 
 * ``server``: starts ``python -m wsframe echo`` on a free loopback port
   (``WSFRAME_NO_EXTENSIONS=1`` for the python codec), runs
@@ -10,6 +11,11 @@
   SIGTERM and checks that it exits with status 0.
 * ``client``: starts ``kosoku -m fuzzingserver`` on a free loopback port and
   runs ``tests/autobahn/client.py`` (the client under test) against it.
+
+``--api sync`` tests the threaded API instead of asyncio's: the server is
+``python -m wsframe echo --api sync`` (``wsframe.sync.serve``), the client
+``client.py --api sync`` (``wsframe.sync.connect``); the reports then go to
+``OUTDIR/<mode>-sync-<codec>/``.
 
 ``--python`` runs the wsframe side (the echo server, the client under test)
 on another interpreter than the one running this script, e.g. PyPy while
@@ -338,6 +344,8 @@ def run_server_mode(
             "0",
             "--ping-interval",
             "0",
+            "--api",
+            args.api,
         ],  # no heartbeat pings in the middle of a case
         log=echo_log,
         env=env,
@@ -424,6 +432,8 @@ def run_client_mode(
             args.client_style,
             "--offer",
             args.client_offer,
+            "--api",
+            args.api,
         ],
         log=client_log,
         env=env,
@@ -577,6 +587,12 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument("mode", choices=("server", "client"), help="what is under test")
     parser.add_argument("--codec", choices=("c", "python", "both"), default="both")
     parser.add_argument(
+        "--api",
+        choices=("asyncio", "sync"),
+        default="asyncio",
+        help="the API under test: wsframe.asyncio (default) or the threaded wsframe.sync",
+    )
+    parser.add_argument(
         "--cases", nargs="+", default=[], metavar="PATTERN", help="case ids or globs (default: all)"
     )
     parser.add_argument(
@@ -654,7 +670,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if expected is not None and not expected:
             raise RunError(f"no case matches --cases {args.cases} --exclude {args.exclude}")
         for codec in codecs:
-            outdir = (args.outdir / f"{args.mode}-{codec}").resolve()
+            api = "-sync" if args.api == "sync" else ""
+            outdir = (args.outdir / f"{args.mode}{api}-{codec}").resolve()
             prepare_outdir(outdir)
             count = f"{len(expected)} cases" if expected is not None else "the cases"
             print(f"[{args.mode}/{codec}] running {count}, reports in {outdir}", flush=True)

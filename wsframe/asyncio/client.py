@@ -7,14 +7,24 @@ import logging
 import random
 import socket
 import ssl as ssl_module
-import urllib.parse
+import sys
 from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from ..connection import ClientConnection
-from ..errors import InvalidHandshake
+from ..errors import InvalidHandshake, InvalidProxy
 from ..headers import HeadersLike
 from ..options import DEFAULT_OPEN_TIMEOUT, Options
+from ..proxy import (
+    ENVIRONMENT,
+    ConnectExchange,
+    Proxy,
+    ProxySetting,
+    select_proxy,
+    socks_arguments,
+    socks_errors,
+)
+from ..uri import WebSocketURI, parse_uri
 from .connection import Listener, WebSocket
 from .keepalive import Heartbeat
 
@@ -47,6 +57,40 @@ class _ClientWebSocket(WebSocket):
             self.heartbeat.close()  # a client's heartbeat serves it alone
 
 
+class _TunnelProtocol(asyncio.Protocol):
+    """The HTTP CONNECT exchange with a proxy, until the tunnel is open."""
+
+    def __init__(self, exchange: ConnectExchange, opened: asyncio.Future[None]) -> None:
+        self.exchange = exchange
+        self.opened = opened
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.write(self.exchange.request)  # type: ignore[attr-defined]
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if self.opened.done():
+            return
+        try:
+            opened = self.exchange.receive(data)
+        except InvalidProxy as exc:
+            self.opened.set_exception(exc)
+            return
+        if opened:
+            self.transport.pause_reading()  # type: ignore[attr-defined]
+            self.opened.set_result(None)
+
+    def eof_received(self) -> None:
+        self.connection_lost(None)
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        if not self.opened.done():
+            try:
+                self.exchange.receive_eof()
+            except InvalidProxy as error:
+                self.opened.set_exception(error)
+
+
 class connect:
     """Open a WebSocket connection to ``uri`` (``ws://`` or ``wss://``).
 
@@ -59,9 +103,16 @@ class connect:
       consecutive failures (None: no limit) end it by raising the last error.
       It stops for good when the application closed the connection itself
       (``await ws.close()``) or leaves the loop. A refused handshake with a
-      4xx status is not retried.
+      4xx status is not retried, nor is a proxy's refusal
+      (:class:`~wsframe.errors.InvalidProxy` with a status).
 
-    Where to connect: ``ssl`` (an SSLContext; wss:// uses a default one),
+    Where to connect: ``proxy`` — by default the environment's proxy for the
+    URI (``https_proxy``, ``http_proxy``, ``all_proxy``, ``no_proxy``), a
+    URL (``http://user:pass@host:port``, ``https://...``, ``socks5://``,
+    ``socks5h://``, ``socks4://``; see :mod:`wsframe.proxy`) or None for a
+    direct connection; ``proxy_ssl``: the SSLContext for an ``https://``
+    proxy (with a ``wss://`` URI, TLS in TLS: Python 3.11 or later). ``ssl``
+    (an SSLContext; wss:// uses a default one),
     ``server_hostname``, ``host`` and ``port`` to connect somewhere else than
     the URI says (a proxy, a test), ``path`` to connect over a Unix socket,
     or ``sock`` (a connected socket); ``create_connection(loop,
@@ -83,8 +134,10 @@ class connect:
 
     def __init__(
         self,
-        uri: str,
+        uri: Union[str, WebSocketURI],
         *,
+        proxy: ProxySetting = ENVIRONMENT,
+        proxy_ssl: Optional[ssl_module.SSLContext] = None,
         origin: Optional[str] = None,
         extra_headers: Optional[HeadersLike] = None,
         ssl: Optional[Union[ssl_module.SSLContext, bool]] = None,
@@ -102,25 +155,27 @@ class connect:
         options: Optional[Options] = None,
         **overrides: Unpack[OptionsDict],
     ) -> None:
-        parts = urllib.parse.urlsplit(uri)
-        scheme = parts.scheme.lower()
-        if scheme not in ("ws", "wss"):
-            raise ValueError(f"not a ws:// or wss:// URI: {uri!r}")
-        secure = scheme == "wss"
+        parsed = parse_uri(uri)
+        secure = parsed.secure
         if secure and (ssl is None or ssl is True):
             ssl = ssl_module.create_default_context()
         elif not secure and ssl:
             raise ValueError("ssl is only for wss:// URIs")
         self.uri = uri
+        self._uri = parsed
         if path is not None and sock is not None:
             raise ValueError("give path or sock, not both")
         self._path = path
         self._sock = sock
         self._create_connection = create_connection or _loop_create_connection
-        self._host = host or parts.hostname
-        self._port = port or parts.port or (443 if secure else 80)
+        self._host = host or parsed.host
+        self._port = port or parsed.port
         self._ssl = ssl or None
-        self._server_hostname = server_hostname or (parts.hostname if secure else None)
+        self._server_hostname = server_hostname or (parsed.host if secure else None)
+        # An explicit host or socket means no proxy.
+        self._proxy = proxy if host is None and path is None and sock is None else None
+        select_proxy(parsed, proxy)  # a bad proxy URL fails now
+        self._proxy_ssl = proxy_ssl
         #: The connection's settings.
         self.options = Options.build(options, **overrides)
         self._origin = origin
@@ -133,7 +188,7 @@ class connect:
 
     def _new_connection(self) -> ClientConnection:
         return ClientConnection(
-            self.uri, self.options, origin=self._origin, extra_headers=self._extra_headers
+            self._uri, self.options, origin=self._origin, extra_headers=self._extra_headers
         )
 
     async def _connect(self) -> WebSocket:
@@ -147,8 +202,12 @@ class connect:
         if heartbeat is not None:
             ws.heartbeat = Heartbeat(loop, *heartbeat)
 
+        proxy = select_proxy(self._uri, self._proxy)
+
         async def open_connection() -> None:
-            if self._path is not None:
+            if proxy is not None:
+                await self._through_proxy(loop, ws, proxy)
+            elif self._path is not None:
                 await loop.create_unix_connection(
                     lambda: ws, self._path, ssl=self._ssl, server_hostname=self._server_hostname
                 )
@@ -179,6 +238,57 @@ class connect:
             raise
         return ws
 
+    async def _through_proxy(
+        self, loop: asyncio.AbstractEventLoop, ws: WebSocket, proxy: Proxy
+    ) -> None:
+        """Open the TCP connection to the origin as a tunnel through ``proxy``."""
+        uri = self._uri
+        if proxy.is_socks:
+            from python_socks.async_.asyncio import Proxy as SocksProxy
+
+            with socks_errors(proxy):
+                sock = await SocksProxy(*socks_arguments(proxy)).connect(
+                    uri.host, uri.port, timeout=self.options.open_timeout
+                )
+            await self._create_connection(
+                loop, lambda: ws, sock=sock, ssl=self._ssl, server_hostname=self._server_hostname
+            )
+            return
+        if proxy.secure and self._ssl is not None and sys.version_info < (3, 11):
+            raise ValueError(
+                "wss:// through an https:// proxy needs Python 3.11 or later with asyncio "
+                "(TLS in TLS with loop.start_tls); use an http:// or SOCKS proxy, or "
+                "wsframe.sync.connect"
+            )
+        opened: asyncio.Future[None] = loop.create_future()
+        tunnel = _TunnelProtocol(ConnectExchange(proxy, uri.host, uri.port), opened)
+        proxy_ssl = (
+            (self._proxy_ssl or ssl_module.create_default_context()) if proxy.secure else None
+        )
+        transport, _ = await loop.create_connection(
+            lambda: tunnel,
+            proxy.host,
+            proxy.port,
+            ssl=proxy_ssl,
+            server_hostname=proxy.host if proxy_ssl is not None else None,
+        )
+        try:
+            await opened
+            if isinstance(self._ssl, ssl_module.SSLContext):
+                # TLS to the origin inside the tunnel (inside TLS to an https:// proxy).
+                upgraded = await loop.start_tls(
+                    transport, ws, self._ssl, server_hostname=self._server_hostname
+                )
+                assert upgraded is not None
+                transport = upgraded
+            else:
+                transport.set_protocol(ws)
+                transport.resume_reading()
+        except BaseException:
+            transport.abort()
+            raise
+        ws.connection_made(transport)
+
     def __await__(self) -> Any:
         return self._connect().__await__()
 
@@ -200,8 +310,11 @@ class connect:
         while True:
             try:
                 ws = await self._connect()
-            except (OSError, asyncio.TimeoutError, InvalidHandshake) as exc:
-                if isinstance(exc, InvalidHandshake) and exc.status and 400 <= exc.status < 500:
+            except (OSError, asyncio.TimeoutError, InvalidHandshake, InvalidProxy) as exc:
+                refused = isinstance(exc, InvalidProxy) and exc.status is not None
+                if refused or (
+                    isinstance(exc, InvalidHandshake) and exc.status and 400 <= exc.status < 500
+                ):
                     raise  # refused: retrying would not help
                 failures += 1
                 if self._max_attempts is not None and failures >= self._max_attempts:

@@ -22,6 +22,7 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from ..driver import ConnectionInfo
 from ..errors import (
     ConnectionClosed,
     ConnectionClosedError,
@@ -77,7 +78,7 @@ class Listener:
         """A listener method raised ``error``; the connection is closed with 1011."""
 
 
-class WebSocket(AsyncioDriver):
+class WebSocket(AsyncioDriver, ConnectionInfo):
     """One WebSocket connection, server or client side.
 
     Handlers get one from ``serve``; clients from ``connect``. Messages are
@@ -114,37 +115,11 @@ class WebSocket(AsyncioDriver):
     # ------------------------------------------------------------ properties
 
     @property
-    def request(self) -> Optional[HttpRequest]:
-        """The opening handshake's HTTP request (path, headers...)."""
-        request: Optional[HttpRequest] = getattr(self.conn, "request", None)
-        return request
-
-    @property
-    def subprotocol(self) -> Optional[str]:
-        """The negotiated subprotocol, or None."""
-        return self.conn.subprotocol
-
-    @property
     def close_code(self) -> Optional[int]:
         """The close code (see :attr:`ConnectionClosed.code`), None while open."""
         if self._closed is None or not self._closed.done():
             return self.conn.close_code if self.conn.close_received else None
         return self.conn.close_code
-
-    @property
-    def close_reason(self) -> str:
-        """The close reason the peer sent ("" if none)."""
-        return self.conn.close_reason
-
-    @property
-    def ready_state(self) -> int:
-        """The state as an int, like the browser's ``WebSocket.readyState``."""
-        return int(self.state)
-
-    @property
-    def connection(self) -> Connection:
-        """The underlying sans-I/O :class:`wsframe.connection.Connection`."""
-        return self.conn
 
     @property
     def closed_by_application(self) -> bool:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import ipaddress
 import logging
 import socket
 import ssl as ssl_module
 from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional, Union
 
+from ..admission import ConnectionsPerClient
 from ..connection import ServerConnection, State, SubprotocolSelector
 from ..events import Event, Rejected
 from ..handshake import OriginPolicy, OriginsLike, Response
@@ -37,23 +37,6 @@ ProcessRequest = Callable[[WebSocket, HttpRequest], Any]
 
 _INTERNAL_ERROR = (500, "Internal Server Error\n")
 _BUSY = (503, {"Retry-After": "1"}, "Too many connections, retry later\n")
-
-
-def _client_key(peername: Any) -> Optional[str]:
-    """What ``max_connections_per_ip`` counts a client by: its IPv4 address, or
-    the /64 network of its IPv6 address (one host usually has a whole /64);
-    None for a Unix socket."""
-    if not isinstance(peername, tuple) or not peername:
-        return None
-    try:
-        address = ipaddress.ip_address(str(peername[0]).split("%", 1)[0])
-    except ValueError:
-        return str(peername[0])
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network((address, 64), strict=False))
-    return str(address)
 
 
 class _ServerWebSocket(WebSocket):
@@ -85,12 +68,8 @@ class _ServerWebSocket(WebSocket):
         limit = server.max_connections
         # Beyond max_connections, the request is answered with 503.
         self._busy = limit is not None and len(server.websockets) > limit
-        if server.max_connections_per_ip is not None:
-            key = self._client_key = _client_key(self.remote_address)
-            if key is not None:
-                count = server.connections_per_ip.get(key, 0) + 1
-                server.connections_per_ip[key] = count
-                self._busy = self._busy or count > server.max_connections_per_ip
+        self._client_key, over_limit = server.per_client.add(self.remote_address)
+        self._busy = self._busy or over_limit
         timeout = server.options.open_timeout
         if timeout is not None:
             self._open_timer = self.call_later(timeout, self._open_timed_out)
@@ -102,14 +81,8 @@ class _ServerWebSocket(WebSocket):
         super().connection_lost(exc)
         server = self._server
         server.websockets.discard(self)
-        key = self._client_key
-        if key is not None:
-            self._client_key = None
-            count = server.connections_per_ip.get(key, 0) - 1
-            if count > 0:
-                server.connections_per_ip[key] = count
-            else:
-                server.connections_per_ip.pop(key, None)
+        server.per_client.remove(self._client_key)
+        self._client_key = None
 
     def handle_event(self, event: Event) -> None:
         if isinstance(event, Rejected):
@@ -247,10 +220,9 @@ class Server:
         origins: Optional[OriginsLike] = None,
         max_connections_per_ip: Optional[int] = None,
     ) -> None:
-        if max_connections_per_ip is not None and max_connections_per_ip < 1:
-            raise ValueError(
-                f"max_connections_per_ip must be >= 1 or None, not {max_connections_per_ip}"
-            )
+        #: Connections (open or in their handshake) per client address; its
+        #: ``limit`` is ``max_connections_per_ip`` (beyond it: 503).
+        self.per_client = ConnectionsPerClient(max_connections_per_ip)
         #: The async function run for each connection (None in the callback style).
         self.handler: Optional[Handler] = None
         self._listener_factory: Optional[Callable[[], Listener]] = None
@@ -273,12 +245,6 @@ class Server:
         self.max_connections = max_connections
         #: The origins allowed to open a WebSocket (None: any), see :func:`serve`.
         self.origins: Optional[OriginPolicy] = OriginPolicy.build(origins)
-        #: Beyond this many connections from one IP address (IPv6: one /64),
-        #: its new requests are answered with 503.
-        self.max_connections_per_ip = max_connections_per_ip
-        #: Connections (open or in their handshake) per client address, when
-        #: ``max_connections_per_ip`` is set.
-        self.connections_per_ip: dict[str, int] = {}
         #: The connections of this server (open or still in their handshake).
         self.websockets: set[WebSocket] = set()
         #: The heartbeat shared by the connections (None without pings).
