@@ -2,8 +2,8 @@
 
 pyperf spawns worker processes, calibrates loops, and records every value, so
 its numbers are steadier than the in-process table. The rows and the way each
-library is driven come from :mod:`wsframe.benchmarks.cases`; nothing is
-redefined here.
+library is driven come from :mod:`wsframe.benchmarks.cases` (wsframe's
+columns) and :mod:`codec_peers.cases` (the peers'); nothing is redefined here.
 
     python bench/bench_codec.py -o results.json            # everything
     python bench/bench_codec.py --fast --quick -o q.json   # fewer rows and runs
@@ -31,8 +31,9 @@ except ImportError:  # run from a source checkout that is not installed
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pyperf
+from codec_peers import SUITE, cases
 
-from wsframe.benchmarks import cases, metadata, timing
+from wsframe.benchmarks import metadata, timing
 
 Runner = Callable[[int], object]
 
@@ -94,7 +95,7 @@ def main() -> None:
     runner = pyperf.Runner(add_cmdline_args=_pass_to_workers)
     _add_arguments(runner)
     args = runner.parse_args()
-    info: dict[str, Any] = metadata(args.quick, timing.FULL)
+    info: dict[str, Any] = metadata(args.quick, timing.FULL, SUITE)
     runner.metadata["wsframe_version"] = info["wsframe_version"]
     runner.metadata["wsframe_c_simd_path"] = str(info["c_simd_path"])
     for name, lib in info["libraries"].items():

@@ -25,7 +25,7 @@ FAMILIES = [
 
 
 def _modules() -> list[pathlib.Path]:
-    return sorted(p for p in PACKAGE.rglob("*.py") if "benchmarks" not in p.parts)
+    return sorted(PACKAGE.rglob("*.py"))
 
 
 def _defined_names(tree: ast.AST) -> set[str]:

@@ -6,6 +6,10 @@ import argparse
 import platform
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from wsframe.benchmarks import Suite
 
 
 def _info(_: argparse.Namespace) -> int:
@@ -25,10 +29,34 @@ def _info(_: argparse.Namespace) -> int:
     return 0
 
 
-def _bench(args: argparse.Namespace) -> int:
-    from wsframe.benchmarks import run
+def _peer_suite() -> Suite | None:
+    """``bench/codec_peers``'s suite, when wsframe runs from a source checkout."""
+    import importlib
+    from pathlib import Path
 
-    return run(quick=args.quick, json_path=args.json)
+    bench = Path(__file__).resolve().parent.parent / "bench"
+    if (bench / "codec_peers" / "__init__.py").is_file() and str(bench) not in sys.path:
+        sys.path.insert(0, str(bench))
+    try:
+        suite: Suite = importlib.import_module("codec_peers").SUITE
+    except ImportError:
+        return None
+    return suite
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from wsframe.benchmarks import SUITE, run
+
+    suite = _peer_suite() if args.peers else SUITE
+    if suite is None:
+        print(
+            "bench: --peers needs a source checkout (bench/codec_peers/ next to wsframe/)",
+            file=sys.stderr,
+        )
+        return 2
+    return run(
+        quick=args.quick, json_path=args.json, seconds_per_cell=args.seconds_per_cell, suite=suite
+    )
 
 
 def _echo(args: argparse.Namespace) -> int:
@@ -126,10 +154,21 @@ def build_parser() -> argparse.ArgumentParser:
     chat.set_defaults(func=_chat)
 
     bench = commands.add_parser(
-        "bench", help="benchmark table: wsframe C vs pure Python vs installed peers"
+        "bench", help="benchmark table: wsframe's C codec vs its pure-Python twin"
     )
     bench.add_argument("--quick", action="store_true", help="fewer sizes and shorter runs")
     bench.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    bench.add_argument(
+        "--seconds-per-cell",
+        type=float,
+        metavar="S",
+        help="cap the time spent measuring one cell (e.g. 0.005 for a smoke test)",
+    )
+    bench.add_argument(
+        "--peers",
+        action="store_true",
+        help="from a source checkout: add the installed peer libraries' columns (bench/)",
+    )
     bench.set_defaults(func=_bench)
     return parser
 

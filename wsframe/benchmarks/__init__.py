@@ -1,12 +1,13 @@
-"""Micro-benchmarks of the frame codec: wsframe C, wsframe pure Python, peers.
+"""Micro-benchmarks of the frame codec: wsframe's C codec next to its pure-Python twin.
 
 ``python -m wsframe bench [--quick] [--json PATH]`` calls :func:`run`. Only
-the standard library is needed; each peer library (picows, aiohttp,
-websockets, wsproto, wsaccel) is used when it is installed and shown as "n/a"
-with the reason otherwise. The rows are defined in
+the standard library is needed. The rows are defined in
 :mod:`wsframe.benchmarks.cases`, the measuring is in
 :mod:`wsframe.benchmarks.timing` and the table and JSON in
-:mod:`wsframe.benchmarks.report`.
+:mod:`wsframe.benchmarks.report`. The same tables with the peer libraries
+(picows, aiohttp, websockets, wsproto, wsaccel) side by side are in the source
+checkout's ``bench/codec_peers/``, which passes its own :class:`Suite` to
+:func:`run`; nothing in the package imports a peer.
 """
 
 from __future__ import annotations
@@ -16,17 +17,36 @@ import os
 import platform
 import sys
 import time
-from typing import Any, Optional, TextIO
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, TextIO
 
-from . import cases, peers, report, timing
-from .cases import CheckFailed, NotAvailable, groups, make_runner
+from . import cases, report, timing
+from .cases import Case, CheckFailed, Group, NotAvailable
 from .report import Cell, GroupResult
+from .timing import Runner
 
-__all__ = ["groups", "make_runner", "measure_group", "metadata", "run"]
+__all__ = ["SUITE", "Suite", "measure_group", "metadata", "run"]
+
+
+@dataclass(frozen=True)
+class Suite:
+    """What a run measures: its tables, how a cell is run, and the libraries it shows."""
+
+    groups: Callable[[bool], list[Group]]
+    make_runner: Callable[[Case, str], Runner]
+    #: Column key -> ``{"version": ...}`` or ``{"unavailable": reason}``.
+    libraries: Callable[[], dict[str, dict[str, str]]]
+
+
+#: wsframe's own tables: the C codec, the pure-Python codec and the references.
+SUITE = Suite(cases.groups, cases.make_runner, cases.libraries)
 
 
 def measure_group(
-    group: cases.Group, settings: timing.Settings, progress: Optional[TextIO] = None
+    group: Group,
+    settings: timing.Settings,
+    progress: Optional[TextIO] = None,
+    suite: Suite = SUITE,
 ) -> GroupResult:
     """Measure every cell of ``group``; a failing column never stops the run."""
     result = GroupResult(group)
@@ -34,7 +54,7 @@ def measure_group(
         row = result.cells.setdefault(case.key, {})
         for column in group.columns:
             try:
-                runner = make_runner(case, column)
+                runner = suite.make_runner(case, column)
                 row[column] = Cell(column, "ok", timing=timing.measure(runner, settings))
             except NotAvailable as exc:
                 row[column] = Cell(column, "n/a", str(exc))
@@ -48,21 +68,18 @@ def measure_group(
     return result
 
 
-def metadata(quick: bool, settings: timing.Settings) -> dict[str, Any]:
+def metadata(quick: bool, settings: timing.Settings, suite: Suite = SUITE) -> dict[str, Any]:
     """Where and how the numbers were taken."""
     import wsframe
 
-    libraries = {}
-    for key in ("wsframe-c", "wsframe-py", *peers.PEERS):
-        loaded = peers.load(key)
-        libraries[key] = (
-            {"version": loaded.version} if loaded.ok else {"unavailable": loaded.reason}
-        )
-    c_codec = peers.load("wsframe-c").module
+    try:
+        simd_path = getattr(cases.codec("wsframe-c"), "SIMD_PATH", None)
+    except NotAvailable:
+        simd_path = None
     return {
         "wsframe_version": wsframe.__version__,
         "default_implementation": wsframe.implementation,
-        "c_simd_path": getattr(c_codec, "SIMD_PATH", None),
+        "c_simd_path": simd_path,
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "platform": platform.platform(),
         "machine": platform.machine(),
@@ -77,19 +94,33 @@ def metadata(quick: bool, settings: timing.Settings) -> dict[str, Any]:
             "budget_seconds_per_cell": settings.budget_s,
             "gc": "disabled during each sample",
         },
-        "libraries": libraries,
+        "libraries": suite.libraries(),
         "decode_chunk_size": cases.CHUNK_SIZE,
         "encode_key_pool_size": cases.KEY_POOL_SIZE,
     }
 
 
-def run(quick: bool = False, json_path: Optional[str] = None) -> int:
+def run(
+    quick: bool = False,
+    json_path: Optional[str] = None,
+    *,
+    seconds_per_cell: Optional[float] = None,
+    suite: Suite = SUITE,
+) -> int:
     """Run every benchmark, print the tables, optionally write JSON.
 
-    Returns the exit code: 1 if a wsframe column gave a wrong result, else 0.
+    ``seconds_per_cell`` caps the time spent on one cell (a smoke test passes
+    a few milliseconds). Returns the exit code: 1 if a wsframe column gave a
+    wrong result, else 0.
     """
     settings = timing.QUICK if quick else timing.FULL
-    meta = metadata(quick, settings)
+    if seconds_per_cell is not None:
+        settings = timing.Settings(
+            target_s=min(settings.target_s, seconds_per_cell / 4),
+            samples=settings.samples,
+            budget_s=seconds_per_cell,
+        )
+    meta = metadata(quick, settings, suite)
     out = sys.stdout
     print(
         f"wsframe {meta['wsframe_version']} benchmarks ({'quick' if quick else 'full'}) "
@@ -111,9 +142,9 @@ def run(quick: bool = False, json_path: Optional[str] = None) -> int:
     started = time.perf_counter()
     results = []
     exit_code = 0
-    for group in groups(quick):
+    for group in suite.groups(quick):
         sys.stderr.write(f"{group.title} ")
-        result = measure_group(group, settings, progress=sys.stderr)
+        result = measure_group(group, settings, progress=sys.stderr, suite=suite)
         sys.stderr.write("\n")
         results.append(result)
         report.print_group(result, out)

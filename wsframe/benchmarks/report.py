@@ -162,7 +162,8 @@ def print_group(result: GroupResult, out: TextIO) -> None:
         others = [c for c in group.columns if c != base]
         extra = [f"{label(base)} % of copy"] if group.name == "apply_mask" else []
         header = [f"{label(base)} speedup", *(f"vs {label(c)}" for c in others)]
-        header += ["vs best peer", *extra]
+        peers = any(c not in WSFRAME and c not in REFERENCES for c in group.columns)
+        header += ["vs best peer"] * peers + extra
         rows = [header]
         for case in group.cases:
             row = result.cells.get(case.key, {})
@@ -171,7 +172,7 @@ def print_group(result: GroupResult, out: TextIO) -> None:
             cells += [f"x{r['speedup'][c]:.2f}" if c in r["speedup"] else "-" for c in others]
             if r["best_peer"]:
                 cells.append(f"x{r['best_peer_speedup']:.2f} ({label(r['best_peer'])})")
-            else:
+            elif peers:
                 cells.append("-")
             if extra:
                 pct = r.get("percent_of_copy")

@@ -1,9 +1,9 @@
-"""Loading wsframe's two codecs and the optional peer libraries.
+"""Loading the optional peer libraries.
 
 Every import here is optional: a module that cannot be imported becomes a
 :class:`Loaded` with ``module=None`` and the reason, and the columns that need
 it show "n/a" with that reason. This module only finds things; how each one is
-driven for a given job lives in :mod:`wsframe.benchmarks.cases`.
+driven for a given job lives in :mod:`codec_peers.cases`.
 """
 
 from __future__ import annotations
@@ -15,11 +15,9 @@ from functools import cache
 from types import ModuleType
 from typing import Optional
 
+from wsframe.benchmarks.cases import NotAvailable
+
 __all__ = ["PEERS", "Loaded", "NotAvailable", "load", "submodule"]
-
-
-class NotAvailable(Exception):
-    """This column cannot run this case; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -39,8 +37,6 @@ class Loaded:
 
 #: Column key -> (module to import, distribution whose version is shown).
 _SOURCES: dict[str, tuple[str, str]] = {
-    "wsframe-c": ("wsframe._codec_c", "wsframe"),
-    "wsframe-py": ("wsframe._codec_py", "wsframe"),
     "picows": ("picows", "picows"),
     "aiohttp": ("aiohttp", "aiohttp"),
     "websockets": ("websockets", "websockets"),
@@ -53,10 +49,6 @@ PEERS = ("picows", "aiohttp", "websockets", "wsproto", "wsaccel")
 
 
 def _version(dist: str) -> str:
-    if dist == "wsframe":
-        from wsframe import __version__
-
-        return __version__
     try:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
@@ -70,11 +62,7 @@ def load(key: str) -> Loaded:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        if key == "wsframe-c":
-            reason = "not built"
-        else:
-            reason = f"not installed ({exc.__class__.__name__}: {exc})"
-        return Loaded(key, None, "", reason)
+        return Loaded(key, None, "", f"not installed ({exc.__class__.__name__}: {exc})")
     except Exception as exc:  # a broken install must not stop the run
         return Loaded(key, None, "", f"import failed ({exc.__class__.__name__}: {exc})")
     return Loaded(key, module, _version(dist))
