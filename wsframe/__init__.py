@@ -23,6 +23,9 @@ from .codec import (
 from .connection import ClientConnection, ServerConnection, State
 from .errors import (
     ConcurrencyError,
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
     InvalidHandshake,
     InvalidProxy,
     InvalidState,
@@ -37,6 +40,9 @@ __all__ = [
     "ClientConnection",
     "CloseCode",
     "ConcurrencyError",
+    "ConnectionClosed",
+    "ConnectionClosedError",
+    "ConnectionClosedOK",
     "Frame",
     "FrameDecoder",
     "InvalidHandshake",

@@ -14,7 +14,19 @@
         └── ConnectionClosedError  with an error code, or not cleanly
 
 Every error a peer can cause is a :class:`ProtocolError` (or a subclass) and
-carries the close code the connection must be failed with.
+carries the close code the connection must be failed with. Misuse of an
+argument raises the built-in ``TypeError``/``ValueError``, as everywhere in
+Python.
+
+Every name here is also importable from ``wsframe``, and the ones an API
+raises from that API's package (``wsframe.asyncio``, ``wsframe.sync``).
+Three exceptions of the package are deliberately not part of this hierarchy:
+``wsframe._codec_py``'s private ``_DecodeError`` (control flow inside the
+pure-Python decoder, never seen outside it), the chat demo's
+``ProtocolViolation`` (an application's own refusal, answered to its client
+as JSON, as an application built on wsframe would define it) and the
+benchmark harness's ``NotAvailable``/``CheckFailed`` (``tests/test_errors_module.py``
+keeps that list closed).
 """
 
 from __future__ import annotations

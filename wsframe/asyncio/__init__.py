@@ -11,22 +11,29 @@
 
 from __future__ import annotations
 
-from .broadcast import BroadcastResult, Rooms, broadcast
-from .client import connect
-from .connection import (
+from ..errors import (
     ConnectionClosed,
     ConnectionClosedError,
     ConnectionClosedOK,
-    Listener,
-    WebSocket,
+    InvalidHandshake,
+    InvalidProxy,
+    InvalidState,
 )
+from .broadcast import BroadcastResult, Rooms, broadcast
+from .client import connect
+from .connection import Listener, WebSocket
 from .server import Server, serve
 
+# The exceptions live in wsframe.errors; they are re-exported here, where the
+# calls that raise them are, as they always were.
 __all__ = [
     "BroadcastResult",
     "ConnectionClosed",
     "ConnectionClosedError",
     "ConnectionClosedOK",
+    "InvalidHandshake",
+    "InvalidProxy",
+    "InvalidState",
     "Listener",
     "Rooms",
     "Server",

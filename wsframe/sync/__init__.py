@@ -26,6 +26,7 @@ from ..errors import (
     ConnectionClosedOK,
     InvalidHandshake,
     InvalidProxy,
+    InvalidState,
 )
 from .client import connect
 from .connection import WebSocket
@@ -38,6 +39,7 @@ __all__ = [
     "ConnectionClosedOK",
     "InvalidHandshake",
     "InvalidProxy",
+    "InvalidState",
     "Server",
     "WebSocket",
     "connect",
