@@ -821,6 +821,32 @@ async def test_rooms_membership_and_send_with_exclude() -> None:
 
 
 @async_test
+async def test_rooms_presence_by_member_name() -> None:
+    """Rooms' presence: names, counted once however many connections share one."""
+    capture = Capture()
+    async with await start(capture) as server:
+        clients, servers = await open_clients(server, capture, 3)
+        a, b, c = servers
+        changes: list[tuple[str, str, str]] = []
+        async with Rooms(on_presence=lambda *change: changes.append(change)) as rooms:
+            rooms.join("red", a, "ann")
+            rooms.join("red", b, "ann")  # a second tab of the same user
+            rooms.join("red", c)
+            assert rooms.presence("red") == {"ann", f"{id(c):x}"}
+            rooms.leave("red", a)
+            assert rooms.presence("red") == {"ann", f"{id(c):x}"}
+            rooms.leave_all(b)
+            assert rooms.presence("red") == {f"{id(c):x}"}
+            assert rooms.all_rooms() == ["red"]
+        assert changes == [
+            ("red", "ann", "join"),
+            ("red", f"{id(c):x}", "join"),
+            ("red", "ann", "leave"),
+        ]
+        await close_all(clients)
+
+
+@async_test
 async def test_rooms_closed_connection_leaves_automatically() -> None:
     capture = Capture()
     async with await start(capture) as server:

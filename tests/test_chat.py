@@ -542,3 +542,24 @@ def test_flooding_client_of_the_cli_chat_gets_its_errors_and_1008(tmp_path: Path
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def test_both_rooms_have_one_interface() -> None:
+    """The chat is written against one rooms interface: Rooms and RedisRooms both have it."""
+    import inspect
+
+    from wsframe.asyncio import Rooms
+    from wsframe.asyncio.redis_rooms import RedisRooms
+
+    for name in ("join", "leave", "leave_all", "members", "rooms", "all_rooms", "presence"):
+        ours = inspect.signature(getattr(Rooms, name))
+        theirs = inspect.signature(getattr(RedisRooms, name))
+        assert list(ours.parameters) == list(theirs.parameters), name
+    assert list(inspect.signature(Rooms.send).parameters) == list(
+        inspect.signature(RedisRooms.send).parameters
+    )
+    for name in ("start", "close", "__aenter__", "__aexit__"):
+        assert inspect.iscoroutinefunction(getattr(Rooms, name))
+        assert inspect.iscoroutinefunction(getattr(RedisRooms, name))
+    assert "on_presence" in inspect.signature(Rooms).parameters
+    assert "on_presence" in inspect.signature(RedisRooms).parameters

@@ -9,12 +9,14 @@ thread per connection echoing in a ``for message in ws`` loop).
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import signal
-import sys
+from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 from .asyncio import Listener, WebSocket, serve
+from .asyncio.runner import run_until_signal
 
 __all__ = ["EchoListener", "run_echo", "run_sync_echo"]
 
@@ -29,39 +31,18 @@ class EchoListener(Listener):
         ws.send_nowait(message)
 
 
-async def _serve(host: str, port: int, **options: Any) -> None:
-    loop = asyncio.get_running_loop()
-    stop = loop.create_future()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(
-                signum,
-                # set_result returns None: the lambda's value is never used.
-                lambda: stop.done() or stop.set_result(None),  # type: ignore[func-returns-value]
-            )
-        except (NotImplementedError, RuntimeError):  # Windows
-            signal.signal(signum, lambda *_: loop.call_soon_threadsafe(stop.set_result, None))
+@contextlib.asynccontextmanager
+async def _serving(host: str, port: int, **options: Any) -> AsyncIterator[None]:
     async with serve(
         EchoListener, host, port, max_message_size=ECHO_MAX_MESSAGE_SIZE, **options
     ) as server:
         print(f"listening on ws://{host}:{server.port}", flush=True)
-        await stop
+        yield
 
 
 def run_echo(host: str = "127.0.0.1", port: int = 9001, **options: Any) -> int:
     """Run the echo server until SIGINT or SIGTERM; return the exit status (0)."""
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(_serve(host, port, **options))
-    else:
-        if sys.version_info >= (3, 11):
-            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-                runner.run(_serve(host, port, **options))
-        else:  # pragma: no cover - older Pythons
-            uvloop.install()
-            asyncio.run(_serve(host, port, **options))
-    return 0
+    return run_until_signal(partial(_serving, host, port, **options))
 
 
 def sync_echo(ws: Any) -> None:

@@ -7,6 +7,8 @@
   reconnects with exponential backoff.
 * :func:`broadcast` and :class:`Rooms` send one message to many connections,
   encoding it once.
+* :func:`run_until_signal` runs a server until SIGINT or SIGTERM, on uvloop
+  when it is installed.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ..errors import (
 from .broadcast import BroadcastResult, Rooms, broadcast
 from .client import connect
 from .connection import Listener, WebSocket
+from .runner import run_until_signal
 from .server import Server, serve
 
 # The exceptions live in wsframe.errors; they are re-exported here, where the
@@ -40,5 +43,6 @@ __all__ = [
     "WebSocket",
     "broadcast",
     "connect",
+    "run_until_signal",
     "serve",
 ]

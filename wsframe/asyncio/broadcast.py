@@ -12,8 +12,9 @@ never waits: a connection whose send buffer is over ``max_buffer`` is skipped
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, NamedTuple, Optional
+from typing import TYPE_CHECKING, Callable, Literal, NamedTuple, Optional, Union
 
 from ..connection import State
 from .connection import WebSocket
@@ -21,12 +22,29 @@ from .connection import WebSocket
 if TYPE_CHECKING:
     from .._connection_py import BroadcastCache
 
-__all__ = ["DEFAULT_MAX_BUFFER", "BroadcastResult", "Rooms", "broadcast"]
+__all__ = [
+    "DEFAULT_MAX_BUFFER",
+    "BroadcastResult",
+    "Message",
+    "PresenceAction",
+    "PresenceCallback",
+    "Rooms",
+    "SlowPolicy",
+    "broadcast",
+    "report_presence",
+]
 
 logger = logging.getLogger("wsframe.broadcast")
 
 #: Default limit of a connection's send buffer beyond which broadcast skips it.
 DEFAULT_MAX_BUFFER = 1 << 20
+
+#: A message: ``str`` is sent as text, a bytes-like object as binary.
+Message = Union[str, bytes, bytearray, memoryview]
+#: What :func:`broadcast` does with a connection too slow to keep up.
+SlowPolicy = Literal["skip", "close"]
+#: A change of a room's presence.
+PresenceAction = Literal["join", "leave"]
 
 
 class BroadcastResult(NamedTuple):
@@ -38,10 +56,10 @@ class BroadcastResult(NamedTuple):
 
 def broadcast(
     websockets: Iterable[WebSocket],
-    message: Any,
+    message: Message,
     *,
     max_buffer: Optional[int] = DEFAULT_MAX_BUFFER,
-    on_slow: str = "skip",
+    on_slow: SlowPolicy = "skip",
 ) -> BroadcastResult:
     """Send ``message`` (``str`` as text, bytes-like as binary) to every open connection.
 
@@ -73,47 +91,91 @@ def broadcast(
     return BroadcastResult(sent, slow)
 
 
-class Rooms:
-    """Named groups of connections, like socket.io's rooms.
+#: ``on_presence(room, member, action)``: ``member`` appeared in (``"join"``)
+#: or disappeared from (``"leave"``) ``room``'s :meth:`Rooms.presence`.
+PresenceCallback = Callable[[str, str, PresenceAction], None]
 
-    A connection leaves every room when it closes. :meth:`send` broadcasts to
-    a room, optionally except one member (typically the sender).
+
+class Rooms:
+    """Named groups of connections, like socket.io's rooms, in this process.
+
+    A connection joins a room under a member name (say, a nickname; default:
+    one of its own), and leaves every room when it closes. :meth:`send`
+    broadcasts to a room, optionally except one member (typically the
+    sender); :meth:`presence` lists the member names in a room, and
+    ``on_presence(room, member, action)`` is called (synchronously, from
+    :meth:`join`, :meth:`leave` or :meth:`leave_all`) when a name appears in
+    a room or disappears from it; a name with several connections in the
+    room stays until the last one leaves.
+
+    :class:`~wsframe.asyncio.redis_rooms.RedisRooms` has the same methods,
+    shared by several processes; an application written against this
+    interface runs on either. :meth:`start` and :meth:`close` (or ``async
+    with``) do nothing here and are there for that.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_presence: Optional[PresenceCallback] = None) -> None:
+        #: Called with ``(room, member, action)`` for every change of :meth:`presence`.
+        self.on_presence = on_presence
         self._members: dict[str, set[WebSocket]] = {}
-        self._rooms_of: dict[WebSocket, set[str]] = {}
+        #: ws -> {room: its member name there}
+        self._names_of: dict[WebSocket, dict[str, str]] = {}
+        #: room -> {member name: connections with that name}
+        self._names: dict[str, Counter[str]] = {}
 
-    def join(self, room: str, ws: WebSocket) -> None:
-        """Add ``ws`` to ``room`` (created on first join)."""
-        rooms = self._rooms_of.get(ws)
-        if rooms is None:
+    async def start(self) -> None:
+        """Nothing to start (see :meth:`RedisRooms.start`)."""
+
+    async def close(self) -> None:
+        """Nothing to close (see :meth:`RedisRooms.close`)."""
+
+    async def __aenter__(self) -> Rooms:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def join(self, room: str, ws: WebSocket, member: Optional[str] = None) -> None:
+        """Add ``ws`` to ``room`` (created on first join) as ``member`` (default: an id)."""
+        names = self._names_of.get(ws)
+        if names is None:
             if ws.state is State.CLOSED:
                 return
-            rooms = self._rooms_of[ws] = set()
+            names = self._names_of[ws] = {}
             ws.add_close_callback(self.leave_all)
-        rooms.add(room)
+        if room in names:
+            return
+        name = names[room] = member if member is not None else f"{id(ws):x}"
         self._members.setdefault(room, set()).add(ws)
+        counter = self._names.setdefault(room, Counter())
+        counter[name] += 1
+        if counter[name] == 1:
+            self._notify(room, name, "join")
 
     def leave(self, room: str, ws: WebSocket) -> None:
         """Remove ``ws`` from ``room`` (a room without members disappears)."""
-        members = self._members.get(room)
-        if members is not None:
-            members.discard(ws)
-            if not members:
-                del self._members[room]
-        rooms = self._rooms_of.get(ws)
-        if rooms is not None:
-            rooms.discard(room)
+        names = self._names_of.get(ws)
+        if names is None or room not in names:
+            return
+        name = names.pop(room)
+        members = self._members[room]
+        members.discard(ws)
+        if not members:
+            del self._members[room]
+        counter = self._names[room]
+        counter[name] -= 1
+        if counter[name] <= 0:
+            del counter[name]
+            if not counter:
+                del self._names[room]
+            self._notify(room, name, "leave")
 
     def leave_all(self, ws: WebSocket) -> None:
-        """Remove ``ws`` from every room."""
-        for room in list(self._rooms_of.pop(ws, ())):
-            members = self._members.get(room)
-            if members is not None:
-                members.discard(ws)
-                if not members:
-                    del self._members[room]
+        """Remove ``ws`` from every room (called when it closes)."""
+        for room in list(self._names_of.get(ws, ())):
+            self.leave(room, ws)
+        self._names_of.pop(ws, None)
 
     def members(self, room: str) -> frozenset[WebSocket]:
         """The connections in ``room``."""
@@ -123,18 +185,40 @@ class Rooms:
         """Every room with members, or the rooms ``ws`` is in, sorted."""
         if ws is None:
             return sorted(self._members)
-        return sorted(self._rooms_of.get(ws, ()))
+        return sorted(self._names_of.get(ws, ()))
+
+    def all_rooms(self) -> list[str]:
+        """Every room with members, sorted (with Redis: in any process)."""
+        return self.rooms()
+
+    def presence(self, room: str) -> set[str]:
+        """The member names in ``room``."""
+        return set(self._names.get(room, ()))
 
     def send(
         self,
         room: str,
-        message: Any,
+        message: Message,
         *,
         exclude: Optional[WebSocket] = None,
         max_buffer: Optional[int] = DEFAULT_MAX_BUFFER,
-        on_slow: str = "skip",
+        on_slow: SlowPolicy = "skip",
     ) -> BroadcastResult:
         """Broadcast ``message`` to the members of ``room`` except ``exclude``."""
         members = self._members.get(room, ())
         targets = [ws for ws in members if ws is not exclude] if exclude is not None else members
         return broadcast(targets, message, max_buffer=max_buffer, on_slow=on_slow)
+
+    def _notify(self, room: str, name: str, action: PresenceAction) -> None:
+        report_presence(self.on_presence, room, name, action)
+
+
+def report_presence(
+    callback: Optional[PresenceCallback], room: str, name: str, action: PresenceAction
+) -> None:
+    """Call ``callback(room, name, action)`` if set; its exception is logged, never raised."""
+    if callback is not None:
+        try:
+            callback(room, name, action)
+        except Exception:  # pragma: no cover - the app's bug
+            logger.exception("on_presence callback failed")

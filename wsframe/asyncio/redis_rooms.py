@@ -62,8 +62,16 @@ import secrets
 import time
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union, cast
 
-from ..connection import State
-from .broadcast import DEFAULT_MAX_BUFFER, BroadcastResult, Rooms
+from .broadcast import (
+    DEFAULT_MAX_BUFFER,
+    BroadcastResult,
+    Message,
+    PresenceAction,
+    PresenceCallback,
+    Rooms,
+    SlowPolicy,
+    report_presence,
+)
 from .connection import WebSocket
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -81,8 +89,6 @@ _BATCH = 512
 _POLL = 0.02
 
 ErrorCallback = Callable[[BaseException, int], None]
-#: ``on_presence(room, member, action)``, ``action`` being ``"join"`` or ``"leave"``.
-PresenceCallback = Callable[[str, str, str], None]
 #: How long :meth:`RedisRooms.close` keeps cancelling tasks that have not stopped.
 _STOP_TIMEOUT = 2.0
 
@@ -128,7 +134,7 @@ class RedisRooms:
         max_backoff: float = 5.0,
         on_error: Optional[ErrorCallback] = None,
         max_buffer: Optional[int] = DEFAULT_MAX_BUFFER,
-        on_slow: str = "skip",
+        on_slow: SlowPolicy = "skip",
         on_presence: Optional[PresenceCallback] = None,
     ) -> None:
         if presence_ttl <= heartbeat_interval:
@@ -155,11 +161,8 @@ class RedisRooms:
         )
         self._client: Optional[Redis] = client
         self._own_client = client is None
-        self._local = Rooms()
-        #: ws -> {room: member name}
-        self._names_of: dict[WebSocket, dict[str, str]] = {}
-        #: room -> {member name: local connections with that name}
-        self._local_names: dict[str, collections.Counter[str]] = {}
+        #: This process's rooms; their presence changes are published.
+        self._local = Rooms(on_presence=self._local_presence)
         self._version = 0
         self._snapshot_dirty = True
         #: process id -> (version, {room: {member names}})
@@ -290,44 +293,17 @@ class RedisRooms:
 
     def join(self, room: str, ws: WebSocket, member: Optional[str] = None) -> None:
         """Add ``ws`` to ``room`` under the presence name ``member`` (default: a unique id)."""
-        names = self._names_of.get(ws)
-        if names is None:
-            if ws.state is State.CLOSED:
-                return
-            names = self._names_of[ws] = {}
-            ws.add_close_callback(self.leave_all)
-        if room in names:
-            return
-        name = member if member is not None else f"{self.process_id}/{id(ws):x}"
-        names[room] = name
-        self._local.join(room, ws)
-        counter = self._local_names.setdefault(room, collections.Counter())
-        counter[name] += 1
-        if counter[name] == 1:
-            self._changed("join", room, name)
-            self._count(room, name, 1)
+        self._local.join(
+            room, ws, member if member is not None else f"{self.process_id}/{id(ws):x}"
+        )
 
     def leave(self, room: str, ws: WebSocket) -> None:
         """Remove ``ws`` from ``room``."""
-        names = self._names_of.get(ws)
-        if names is None or room not in names:
-            return
-        name = names.pop(room)
         self._local.leave(room, ws)
-        counter = self._local_names[room]
-        counter[name] -= 1
-        if counter[name] <= 0:
-            del counter[name]
-            if not counter:
-                del self._local_names[room]
-            self._changed("leave", room, name)
-            self._count(room, name, -1)
 
     def leave_all(self, ws: WebSocket) -> None:
         """Remove ``ws`` from every room (called when it closes)."""
-        for room in list(self._names_of.get(ws, ())):
-            self.leave(room, ws)
-        self._names_of.pop(ws, None)
+        self._local.leave_all(ws)
 
     def members(self, room: str) -> frozenset[WebSocket]:
         """This process's connections in ``room``."""
@@ -348,11 +324,11 @@ class RedisRooms:
     def send(
         self,
         room: str,
-        message: Union[str, bytes, bytearray, memoryview],
+        message: Message,
         *,
         exclude: Optional[WebSocket] = None,
         max_buffer: Optional[int] = DEFAULT_MAX_BUFFER,
-        on_slow: Optional[str] = None,
+        on_slow: Optional[SlowPolicy] = None,
     ) -> BroadcastResult:
         """Deliver to local members now (except ``exclude``), publish to others in the background.
 
@@ -408,7 +384,12 @@ class RedisRooms:
             logger.debug("redis: %s failed: %s", what, exc)
         self._report(exc, dropped)
 
-    def _changed(self, op: str, room: str, name: str) -> None:
+    def _local_presence(self, room: str, name: str, action: PresenceAction) -> None:
+        """A name appeared in or left one of this process's rooms: publish it, count it."""
+        self._changed(action, room, name)
+        self._count(room, name, 1 if action == "join" else -1)
+
+    def _changed(self, op: PresenceAction, room: str, name: str) -> None:
         self._version += 1
         self._snapshot_dirty = True
         event = {"p": self.process_id, "v": self._version, "op": op, "r": room, "m": name}
@@ -436,12 +417,8 @@ class RedisRooms:
         elif after <= 0 < before:
             self._notify(room, name, "leave")
 
-    def _notify(self, room: str, name: str, action: str) -> None:
-        if self.on_presence is not None:
-            try:
-                self.on_presence(room, name, action)
-            except Exception:  # pragma: no cover - the app's bug
-                logger.exception("on_presence callback failed")
+    def _notify(self, room: str, name: str, action: PresenceAction) -> None:
+        report_presence(self.on_presence, room, name, action)
 
     def _set_remote(self, pid: str, version: int, rooms: Optional[dict[str, set[str]]]) -> None:
         """Replace what is known of process ``pid`` (None: it is gone), reporting the changes."""
@@ -463,7 +440,7 @@ class RedisRooms:
         return gone is not None and version <= gone[0]
 
     def _snapshot(self) -> bytes:
-        rooms = {room: sorted(names) for room, names in self._local_names.items()}
+        rooms = {room: sorted(self._local.presence(room)) for room in self._local.rooms()}
         return json.dumps({"v": self._version, "rooms": rooms}).encode()
 
     async def _publisher(self) -> None:
@@ -512,7 +489,7 @@ class RedisRooms:
                 await pool.disconnect(inuse_connections=False)
 
     def _wanted_channels(self) -> set[str]:
-        wanted = {self._channel(room) for room in self._local_names}
+        wanted = {self._channel(room) for room in self._local.rooms()}
         wanted.add(f"{self.prefix}:events")
         return wanted
 

@@ -5,13 +5,16 @@ connection handles its messages synchronously as they arrive; the
 :class:`ChatServer` holds the shared state and serves the page. Everything
 runs on the event loop thread, so no lock is needed.
 
-With ``redis=URL`` the rooms are a :class:`wsframe.asyncio.redis_rooms.RedisRooms`:
-several processes (``python -m wsframe chat --workers N``) share rooms,
-presence, nicknames and direct messages. Every identified session is also in
-an internal room, ``"@u:" + nickname`` (its direct messages; the name cannot
-clash with a user's room, which starts with a letter, digit or ``_``).
-Presence messages come from the shared presence itself
-(``RedisRooms.on_presence``): each process tells its own sessions about every
+The server is written against one rooms interface (``join(room, ws,
+member)``, ``leave``, ``members``, ``presence``, ``send``, ``on_presence``):
+a :class:`wsframe.asyncio.Rooms` in one process, or with ``redis=URL`` a
+:class:`wsframe.asyncio.redis_rooms.RedisRooms`, with which several processes
+(``python -m wsframe chat --workers N``) share rooms, presence, nicknames and
+direct messages. Nothing else depends on which one it is. Every identified
+session is also in an internal room, ``"@u:" + nickname`` (its direct
+messages; the name cannot clash with a user's room, which starts with a
+letter, digit or ``_``). Presence messages come from the rooms' presence
+itself (``on_presence``): each process tells its own sessions about every
 join and leave in any process, including the leaves of a process that stopped
 (at once) or died (when its presence expires).
 """
@@ -23,14 +26,17 @@ import contextlib
 import secrets
 import time
 from collections.abc import AsyncIterator, Iterable
-from importlib import resources
+from functools import partial
 from typing import Any, Callable, Optional, Union
 
 from ..asyncio import Listener, Rooms, Server, WebSocket, broadcast, serve
+from ..asyncio.broadcast import PresenceAction
 from ..asyncio.redis_rooms import RedisRooms
 from ..handshake import OriginPolicy
 from ..ratelimit import TokenBucket
+from ..state import State
 from . import protocol
+from .pages import Pages
 from .protocol import Command, ProtocolViolation
 from .store import DEFAULT_HISTORY, HistoryStore
 
@@ -43,27 +49,10 @@ MAX_FRAME_SIZE = 2 * protocol.MAX_MESSAGE_BYTES
 MAX_ROOMS_PER_USER = 20
 #: The room every page opens first, always listed.
 DEFAULT_ROOM = "general"
-#: With Redis: the prefix of a session's internal direct-message room.
+#: The prefix of a session's internal direct-message room.
 DM_ROOM = "@u:"
 #: Random bytes in a nickname's re-claim token (144 bits, 24 characters).
 TOKEN_BYTES = 18
-
-_STATIC = {
-    "/": ("index.html", "text/html; charset=utf-8"),
-    "/index.html": ("index.html", "text/html; charset=utf-8"),
-    "/chat.js": ("chat.js", "text/javascript; charset=utf-8"),
-    "/chat.css": ("chat.css", "text/css; charset=utf-8"),
-}
-_SECURITY_HEADERS = {
-    "Cache-Control": "no-cache",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    # Everything comes from this server: no CDN, no inline script.
-    "Content-Security-Policy": (
-        "default-src 'self'; connect-src 'self'; img-src 'self' data:; "
-        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-    ),
-}
 
 
 def _now_ms() -> int:
@@ -86,6 +75,38 @@ def same_token(given: Optional[str], expected: str) -> bool:
     return secrets.compare_digest(
         given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
     )
+
+
+class Coalesced:
+    """Runs ``action`` once, ``delay`` seconds after the first of any number of requests.
+
+    What the chat does with presence changes (one ``presence`` message for
+    all of them) and history writes (one commit for a burst of messages).
+    """
+
+    __slots__ = ("_timer", "action", "closed", "delay")
+
+    def __init__(self, delay: float, action: Callable[[], None]) -> None:
+        self.delay = delay
+        self.action = action
+        self.closed = False
+        self._timer: Optional[asyncio.TimerHandle] = None
+
+    def request(self) -> None:
+        """Run the action ``delay`` seconds from now, unless it is already due."""
+        if self._timer is None and not self.closed:
+            self._timer = asyncio.get_running_loop().call_later(self.delay, self._run)
+
+    def close(self) -> None:
+        """Never run it again (a pending run is cancelled)."""
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _run(self) -> None:
+        self._timer = None
+        self.action()
 
 
 class RateLimiter:
@@ -124,15 +145,13 @@ class RateLimiter:
 class ChatSession(Listener):
     """One connection's state: its nickname, rooms and rate limiter.
 
-    ``serve`` instantiates a Listener subclass without arguments, so each
-    :class:`ChatServer` makes a subclass bound to it (:attr:`ChatServer.session`).
+    ``serve`` makes one per connection through :attr:`ChatServer.session`,
+    ``functools.partial(ChatSession, server)``.
     """
 
-    #: The chat this session belongs to (set on the bound subclass).
-    server: ChatServer
-
-    def __init__(self) -> None:
-        server = self.server
+    def __init__(self, server: ChatServer) -> None:
+        #: The chat this session belongs to.
+        self.server = server
         self.ws: Optional[WebSocket] = None
         self.nick: Optional[str] = None
         self.token = ""
@@ -151,7 +170,7 @@ class ChatSession(Listener):
     def send(self, message: str) -> None:
         """Send ``message`` unless the connection is already closing."""
         ws = self.ws
-        if ws is not None and ws.ready_state == 1:
+        if ws is not None and ws.state is State.OPEN:
             ws.send_nowait(message)
 
     def error(self, code: str, message: str, ref: Optional[str] = None) -> None:
@@ -209,29 +228,20 @@ class ChatServer:
         self.rate = rate
         self.burst = burst
         self.abuse_limit = abuse_limit
-        self.presence_delay = presence_delay
-        self.commit_delay = commit_delay
-        #: The shared rooms when ``redis`` is given, else None.
-        self.shared: Optional[RedisRooms] = None
-        self.rooms: Union[Rooms, RedisRooms]
-        if redis is not None:
-            options = {"prefix": "wsframe-chat", **(redis_options or {})}
-            options["on_presence"] = self._shared_presence
-            self.rooms = self.shared = RedisRooms(redis, **options)
-        else:
-            self.rooms = Rooms()
-        #: Identified sessions, by case-folded nickname.
+        #: The rooms: in this process, or shared through Redis (the same interface).
+        self.rooms: Union[Rooms, RedisRooms] = _new_rooms(redis, redis_options, self._on_presence)
+        #: Identified sessions of this process, by case-folded nickname.
         self.by_nick: dict[str, ChatSession] = {}
         #: Identified sessions, by connection: everyone gets presence updates.
         self.online: dict[WebSocket, ChatSession] = {}
         self.known_rooms: set[str] = {DEFAULT_ROOM, *self.store.rooms()}
         self._pending_presence: list[dict[str, str]] = []
-        self._presence_timer: Optional[asyncio.TimerHandle] = None
-        self._commit_timer: Optional[asyncio.TimerHandle] = None
-        self._closed = False
-        #: The Listener class given to ``serve``: one session per connection.
-        self.session: type[ChatSession] = type("ChatSession", (ChatSession,), {"server": self})
-        self._pages = {path: (_read_page(name), ctype) for path, (name, ctype) in _STATIC.items()}
+        self._presence = Coalesced(presence_delay, self._flush_presence)
+        self._commit = Coalesced(commit_delay, self.store.commit)
+        #: The Listener factory given to ``serve``: one session per connection.
+        self.session: Callable[[], ChatSession] = partial(ChatSession, self)
+        #: The ``process_request`` given to ``serve``: the page, its assets, 404.
+        self.process_request = Pages("/ws")
         self._handlers: dict[str, Callable[[ChatSession, dict[str, Any]], None]] = {
             "hello": self._hello,
             "join": self._join,
@@ -243,19 +253,7 @@ class ChatServer:
             "ping": self._ping,
         }
 
-    # ------------------------------------------------------------- HTTP side
-
-    def process_request(self, ws: WebSocket, request: Any) -> Any:
-        """Serve the page and its assets; let ``/ws`` through; 404 for the rest."""
-        if request.path == "/ws":
-            return None
-        page = self._pages.get(request.path)
-        if page is None:
-            return (404, {"Content-Type": "text/plain; charset=utf-8"}, "Not Found\n")
-        if request.method != "GET":
-            return (405, {"Allow": "GET"}, "Method Not Allowed\n")
-        body, content_type = page
-        return (200, {"Content-Type": content_type, **_SECURITY_HEADERS}, body)
+    # ------------------------------------------------------------ lifecycle
 
     @contextlib.asynccontextmanager
     async def serve(
@@ -268,8 +266,7 @@ class ChatServer:
         options.setdefault("compression", None)
         options.setdefault("ping_interval", 20.0)
         options.setdefault("origins", self.origin_policy)
-        if self.shared is not None:
-            await self.shared.start()
+        await self.rooms.start()
         try:
             async with serve(
                 self.session, host, port, process_request=self.process_request, **options
@@ -277,16 +274,12 @@ class ChatServer:
                 yield server
         finally:
             self.close()
-            if self.shared is not None:
-                await self.shared.close()
+            await self.rooms.close()
 
     def close(self) -> None:
         """Cancel the timers and commit the history."""
-        self._closed = True
-        for timer in (self._presence_timer, self._commit_timer):
-            if timer is not None:
-                timer.cancel()
-        self._presence_timer = self._commit_timer = None
+        self._presence.close()
+        self._commit.close()
         self.store.close()
 
     # --------------------------------------------------------- message side
@@ -318,9 +311,7 @@ class ChatServer:
         if ws is None or nick is None or self.online.get(ws) is not session:
             return
         for room in sorted(session.rooms):
-            self.rooms.leave(room, ws)
-            if self.shared is None:  # else: reported by on_presence
-                self._presence(room, nick, "leave")
+            self.rooms.leave(room, ws)  # on_presence reports it
         session.rooms.clear()
         self.rooms.leave_all(ws)
         del self.online[ws]
@@ -329,17 +320,11 @@ class ChatServer:
 
     def users(self, room: str) -> list[str]:
         """The nicknames in ``room``, sorted (with Redis: in every process)."""
-        if self.shared is not None:
-            return sorted(self.shared.presence(room))
-        online = self.online
-        return sorted(online[ws].nick or "" for ws in self.rooms.members(room) if ws in online)
+        return sorted(self.rooms.presence(room))
 
     def room_list(self) -> list[dict[str, Any]]:
         """Every room with members or history, with who is in it."""
-        if self.shared is not None:
-            active = [room for room in self.shared.all_rooms() if not room.startswith("@")]
-        else:
-            active = self.rooms.rooms()
+        active = [room for room in self.rooms.all_rooms() if not room.startswith("@")]
         names = self.known_rooms.union(active)
         return [{"room": room, "users": self.users(room)} for room in sorted(names)]
 
@@ -361,7 +346,7 @@ class ChatServer:
             self.disconnect(holder)
             if holder.ws is not None:
                 holder.ws.fail(4001, "replaced by a new connection")
-        elif self._remote_nick(key) is not None:
+        elif self._online_nick(key) is not None:
             raise ProtocolViolation(
                 "nick_taken", f"the nickname {nick!r} is already in use", "hello"
             )
@@ -370,8 +355,7 @@ class ChatServer:
         assert session.ws is not None
         self.by_nick[key] = session
         self.online[session.ws] = session
-        if self.shared is not None:
-            self.shared.join(DM_ROOM + key, session.ws, nick)
+        self.rooms.join(DM_ROOM + key, session.ws, nick)
         session.send(
             protocol.encode(
                 "welcome",
@@ -397,11 +381,7 @@ class ChatServer:
                     "too_many_rooms", f"you can be in {MAX_ROOMS_PER_USER} rooms at most", "join"
                 )
             session.rooms.add(room)
-            if self.shared is not None:
-                self.shared.join(room, session.ws, session.nick)  # on_presence reports it
-            else:
-                self.rooms.join(room, session.ws)
-                self._presence(room, session.nick, "join")
+            self.rooms.join(room, session.ws, session.nick)  # on_presence reports it
         history = [message.as_dict() for message in self.store.recent(room)]
         session.send(protocol.encode("joined", room=room, users=self.users(room), history=history))
 
@@ -411,9 +391,7 @@ class ChatServer:
         if room not in session.rooms:
             raise ProtocolViolation("not_in_room", f"you are not in {room!r}", "leave")
         session.rooms.discard(room)
-        self.rooms.leave(room, session.ws)
-        if self.shared is None:  # else: reported by on_presence
-            self._presence(room, session.nick, "leave")
+        self.rooms.leave(room, session.ws)  # on_presence reports it
         session.send(protocol.encode("left", room=room))
         if not self.rooms.members(room):
             self.store.forget(room)
@@ -428,32 +406,25 @@ class ChatServer:
             raise ProtocolViolation("not_in_room", f"join {room!r} before writing to it", "message")
         stored = self.store.add(room, session.nick, fields["text"])
         self.known_rooms.add(room)
-        self._schedule_commit()
+        self._commit.request()
         self.rooms.send(room, protocol.encode("message", **stored.as_dict()), on_slow="close")
 
     def _dm(self, session: ChatSession, fields: dict[str, Any]) -> None:
         key = fields["to"].casefold()
-        target = self.by_nick.get(key)
-        remote = self._remote_nick(key) if target is None else None
-        if remote is None and (target is None or target.nick is None):
+        to = self._online_nick(key)
+        if to is None:
             raise ProtocolViolation("no_such_user", f"{fields['to']!r} is not online", "dm")
         assert session.nick is not None
-        to = target.nick if target is not None else remote
         message = protocol.encode(
             "dm", **{"from": session.nick, "to": to}, text=fields["text"], ts=_now_ms()
         )
-        if target is not None:
-            target.send(message)
-        elif self.shared is not None:
-            self.shared.send(DM_ROOM + key, message)
-        if target is not session:
+        self.rooms.send(DM_ROOM + key, message)  # to the target, in whichever process
+        if key != session.nick.casefold():
             session.send(message)
 
-    def _remote_nick(self, key: str) -> Optional[str]:
-        """With Redis: the nickname (as written) whose case-folded form is ``key``, if online."""
-        if self.shared is None:
-            return None
-        for nick in self.shared.presence(DM_ROOM + key):
+    def _online_nick(self, key: str) -> Optional[str]:
+        """The nickname (as written) whose case-folded form is ``key``, if online anywhere."""
+        for nick in self.rooms.presence(DM_ROOM + key):
             if nick.casefold() == key:
                 return nick
         return None
@@ -471,38 +442,28 @@ class ChatServer:
         else:
             session.send(protocol.encode("pong", id=fields["id"], ts=_now_ms()))
 
-    # --------------------------------------------------------------- timers
+    # ------------------------------------------------------------- presence
 
-    def _shared_presence(self, room: str, member: str, action: str) -> None:
-        """``RedisRooms.on_presence``: a change in any process, for this process's sessions."""
-        if not room.startswith("@"):  # internal rooms are not shown
-            self._presence(room, member, action)
-
-    def _presence(self, room: str, nick: str, action: str) -> None:
-        if self._closed:
+    def _on_presence(self, room: str, nick: str, action: PresenceAction) -> None:
+        """The rooms' ``on_presence``: a change in any process, for this process's sessions."""
+        if room.startswith("@"):  # internal rooms are not shown
             return
         self._pending_presence.append({"room": room, "nick": nick, "action": action})
-        if self._presence_timer is None:
-            loop = asyncio.get_running_loop()
-            self._presence_timer = loop.call_later(self.presence_delay, self._flush_presence)
+        self._presence.request()
 
     def _flush_presence(self) -> None:
-        self._presence_timer = None
         changes, self._pending_presence = self._pending_presence, []
-        if not changes:
-            return
-        broadcast(self.online, protocol.encode("presence", changes=changes))
-
-    def _schedule_commit(self) -> None:
-        if self._commit_timer is None:
-            loop = asyncio.get_running_loop()
-            self._commit_timer = loop.call_later(self.commit_delay, self._commit)
-
-    def _commit(self) -> None:
-        self._commit_timer = None
-        self.store.commit()
+        if changes:
+            broadcast(self.online, protocol.encode("presence", changes=changes))
 
 
-def _read_page(name: str) -> bytes:
-    """A file of the page, shipped in ``wsframe/demo``."""
-    return resources.files("wsframe.demo").joinpath(name).read_bytes()
+def _new_rooms(
+    redis: Optional[str],
+    redis_options: Optional[dict[str, Any]],
+    on_presence: Callable[[str, str, PresenceAction], None],
+) -> Union[Rooms, RedisRooms]:
+    """Rooms in this process, or shared through Redis when ``redis`` (a URL) is given."""
+    if redis is None:
+        return Rooms(on_presence=on_presence)
+    options = {"prefix": "wsframe-chat", **(redis_options or {}), "on_presence": on_presence}
+    return RedisRooms(redis, **options)
