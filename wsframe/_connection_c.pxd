@@ -70,7 +70,7 @@ cdef class Connection:
         frame=CFrame, assembler=CMessageAssembler, count=Py_ssize_t, index=Py_ssize_t, opcode=int
     )
     cdef _process_frames(self, object frames, object error)
-    cdef _violation(self, object error)
+    cdef _fail_or_defer(self, object error)
     cpdef fail_pending(self)
     cpdef pause(self)
     cpdef resume(self)

@@ -474,7 +474,7 @@ class Connection:
                         decoder.partial_payload,
                     )
                 except ProtocolError as exc:
-                    self._violation(exc)
+                    self._fail_or_defer(exc)
 
     def _message_assembler(self) -> MessageAssembler:
         assembler = self._assembler
@@ -533,9 +533,9 @@ class Connection:
             if error is not None:
                 raise error
         except ProtocolError as exc:
-            self._violation(exc)
+            self._fail_or_defer(exc)
 
-    def _violation(self, error: ProtocolError) -> None:
+    def _fail_or_defer(self, error: ProtocolError) -> None:
         drop_traceback(error)  # kept: see wsframe.errors.drop_traceback
         self._assembler = None  # the message being received is lost
         if self.defer_failure:

@@ -8,12 +8,12 @@ module holds the one count they share the rules of.
 from __future__ import annotations
 
 import ipaddress
-from typing import Any, Optional
+from typing import Optional
 
 __all__ = ["ConnectionsPerClient", "client_key"]
 
 
-def client_key(peername: Any) -> Optional[str]:
+def client_key(peername: object) -> Optional[str]:
     """What ``max_connections_per_ip`` counts a client by: its IPv4 address, or
     the /64 network of its IPv6 address (one host usually has a whole /64);
     None for a Unix socket."""
@@ -49,7 +49,7 @@ class ConnectionsPerClient:
         self.limit = limit  #: None: no limit (nothing is counted)
         self.counts: dict[str, int] = {}  #: connections per client address
 
-    def add(self, peername: Any) -> tuple[Optional[str], bool]:
+    def add(self, peername: object) -> tuple[Optional[str], bool]:
         """Count a connection from ``peername``: ``(key, over_limit)``.
 
         ``key`` is what to pass to :meth:`remove` later (None: nothing was

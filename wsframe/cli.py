@@ -6,7 +6,7 @@ import argparse
 import platform
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:
     from wsframe.benchmarks import Suite
@@ -29,7 +29,7 @@ def _info(_: argparse.Namespace) -> int:
     return 0
 
 
-def _peer_suite() -> Suite | None:
+def _peer_suite() -> Optional[Suite]:
     """``bench/codec_peers``'s suite, when wsframe runs from a source checkout."""
     import importlib
     from pathlib import Path
@@ -173,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``python -m wsframe`` and the ``wsframe`` script."""
     args = build_parser().parse_args(argv)
     result: int = args.func(args)

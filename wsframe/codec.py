@@ -10,7 +10,7 @@ other compiled modules (assembler, connection, driver) follow the same choice
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Literal, Optional
 
 from . import _implementation
 
@@ -23,7 +23,7 @@ else:
 IS_PYPY: bool = _implementation.IS_PYPY
 
 #: ``"c"`` when the compiled codec is in use, ``"python"`` otherwise.
-implementation: str = "c" if _implementation.use_c else "python"
+implementation: Literal["c", "python"] = "c" if _implementation.use_c else "python"
 
 apply_mask = _impl.apply_mask
 mask_inplace = _impl.mask_inplace

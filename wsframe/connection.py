@@ -70,6 +70,7 @@ from .options import (
     Options,
 )
 from .state import State
+from .typing import BytesLike
 from .uri import WebSocketURI
 
 if TYPE_CHECKING:
@@ -149,7 +150,7 @@ class ServerConnection(Connection):
         self.response: Optional[Response] = None
         self._early = bytearray()
 
-    def _receive_handshake(self, data: Any) -> None:
+    def _receive_handshake(self, data: BytesLike) -> None:
         if self.request is not None:
             # Bytes sent before our answer (RFC 6455 §4.1 says a client waits
             # for it): kept as frames for after the 101, up to a limit.
@@ -327,7 +328,7 @@ class ClientConnection(Connection):
         self._parser: Optional[ResponseParser] = ResponseParser(**options.head_limits(client=True))
         self._write(self.request.serialize())
 
-    def _receive_handshake(self, data: Any) -> None:
+    def _receive_handshake(self, data: BytesLike) -> None:
         assert self._parser is not None
         try:
             response = self._parser.feed(bytes(data))

@@ -34,6 +34,7 @@ from collections.abc import Iterable
 from typing import Literal, NoReturn, Optional, Union
 
 from .errors import InvalidHandshake, MessageTooBig, ProtocolError, drop_traceback
+from .typing import BytesLike
 
 __all__ = [
     "DEFAULT_COMPRESS_LEVEL",
@@ -67,7 +68,6 @@ DEFAULT_MEMORY_LEVEL = 8
 Param = tuple[str, Optional[str]]
 """One extension parameter as it appears in the header: ``(name, value or None)``."""
 
-BytesLike = Union[bytes, bytearray, memoryview]
 
 _TAIL = b"\x00\x00\xff\xff"
 _TAIL_LEN = len(_TAIL)

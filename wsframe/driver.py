@@ -22,9 +22,11 @@ heartbeat needs from each connection).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Optional, Protocol
 
 from . import _implementation
+from .typing import BytesLike
 
 if TYPE_CHECKING:
     from ._driver_py import DriverCore
@@ -90,10 +92,10 @@ class ConnectionInfo:
 class Transport(Protocol):
     """What the driver core needs of a transport (asyncio's transports have it)."""
 
-    def write(self, data: Any) -> None:
+    def write(self, data: BytesLike) -> None:
         """Queue ``data`` for sending; never blocks."""
 
-    def writelines(self, chunks: Any) -> None:
+    def writelines(self, chunks: Iterable[BytesLike]) -> None:
         """Queue several buffers for sending, in order."""
 
     def get_write_buffer_size(self) -> int:

@@ -13,10 +13,14 @@ import contextlib
 import signal
 from collections.abc import AsyncIterator
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .asyncio import Listener, WebSocket, serve
 from .asyncio.runner import run_until_signal
+from .typing import Data
+
+if TYPE_CHECKING:
+    from .sync import WebSocket as SyncWebSocket
 
 __all__ = ["EchoListener", "run_echo", "run_sync_echo"]
 
@@ -27,7 +31,7 @@ ECHO_MAX_MESSAGE_SIZE = 64 << 20
 class EchoListener(Listener):
     """Sends every message back as it came."""
 
-    def on_message(self, ws: WebSocket, message: Any) -> None:
+    def on_message(self, ws: WebSocket, message: Data) -> None:
         ws.send_nowait(message)
 
 
@@ -45,7 +49,7 @@ def run_echo(host: str = "127.0.0.1", port: int = 9001, **options: Any) -> int:
     return run_until_signal(partial(_serving, host, port, **options))
 
 
-def sync_echo(ws: Any) -> None:
+def sync_echo(ws: SyncWebSocket) -> None:
     """The threaded server's handler: every message back as it came."""
     for message in ws:
         ws.send(message)

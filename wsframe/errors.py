@@ -32,9 +32,10 @@ keeps that list closed).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Optional, TypeVar
+from typing import TYPE_CHECKING, Optional, TypeVar
 
 if TYPE_CHECKING:
+    from ._codec_py import Frame
     from .headers import HeadersLike
 
 __all__ = [
@@ -71,12 +72,12 @@ class ProtocolError(WebSocketError):
     def __init__(
         self,
         message: str,
-        close_code: int | None = None,
-        frames: Sequence[Any] = (),
+        close_code: Optional[int] = None,
+        frames: Sequence[Frame] = (),
     ) -> None:
         super().__init__(message)
         self.close_code: int = self.default_close_code if close_code is None else close_code
-        self.frames: list[Any] = list(frames)
+        self.frames: list[Frame] = list(frames)
 
 
 class MessageTooBig(ProtocolError):
@@ -128,7 +129,7 @@ class InvalidHandshake(_HTTPAnswer):
             return self.message
         return f"HTTP {self.status}: {self.message}"
 
-    def __reduce__(self) -> tuple[Any, ...]:
+    def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (self.message, self.status, self.headers.items(), self.body))
 
 
@@ -157,7 +158,7 @@ class InvalidProxy(_HTTPAnswer):
     def __str__(self) -> str:
         return f"{self.message} (proxy {self.proxy})" if self.proxy else self.message
 
-    def __reduce__(self) -> tuple[Any, ...]:
+    def __reduce__(self) -> tuple[object, ...]:
         return (
             type(self),
             (self.message, self.proxy, self.status, self.headers.items(), self.body),

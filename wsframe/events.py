@@ -7,7 +7,7 @@ events; ``connection.events()`` hands them over in order.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:
     from .deflate import PerMessageDeflate
@@ -35,14 +35,14 @@ class Event:
 
     __slots__: tuple[str, ...] = ()
 
-    def __init__(self, *args: Any) -> None:
+    def __init__(self, *args: object) -> None:
         for name, value in zip(self.__slots__, args):
             object.__setattr__(self, name, value)
 
-    def __setattr__(self, name: str, value: Any) -> None:
+    def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"{type(self).__name__} events are immutable")
 
-    def _values(self) -> tuple[Any, ...]:
+    def _values(self) -> tuple[object, ...]:
         return tuple(getattr(self, name) for name in self.__slots__)
 
     def __eq__(self, other: object) -> bool:
@@ -58,7 +58,7 @@ class Event:
         return f"{type(self).__name__}({fields})"
 
 
-def _short(value: Any) -> str:
+def _short(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:72] + "...>"
 

@@ -74,6 +74,7 @@ __all__ = [
     "DEFAULT_MAX_REQUEST_LINE",
     "DEFAULT_PORTS",
     "GUID",
+    "HTTPAnswer",
     "Origin",
     "OriginPolicy",
     "OriginsLike",
@@ -85,6 +86,7 @@ __all__ = [
     "accept_response",
     "build_request",
     "generate_key",
+    "http_answer",
     "parse_origin",
     "reject_response",
     "select_subprotocol",
@@ -197,7 +199,7 @@ class Request:
         self,
         method: str,
         target: str,
-        headers: HeadersLike | None = None,
+        headers: Optional[HeadersLike] = None,
         version: str = "HTTP/1.1",
     ) -> None:
         if not is_token(method):
@@ -213,7 +215,7 @@ class Request:
         self.version: str = version
 
     @property
-    def origin(self) -> str | None:
+    def origin(self) -> Optional[str]:
         """The ``Origin`` header, or ``None``."""
         return self.headers.get("Origin")
 
@@ -230,7 +232,7 @@ class Request:
             return False
 
     @property
-    def key(self) -> str | None:
+    def key(self) -> Optional[str]:
         """The ``Sec-WebSocket-Key``, or ``None`` unless there is exactly one."""
         values = self.headers.get_all("Sec-WebSocket-Key")
         return values[0] if len(values) == 1 else None
@@ -266,8 +268,8 @@ class Response:
     def __init__(
         self,
         status: int,
-        reason: str | None = None,
-        headers: HeadersLike | None = None,
+        reason: Optional[str] = None,
+        headers: Optional[HeadersLike] = None,
         body: bytes = b"",
         version: str = "HTTP/1.1",
     ) -> None:
@@ -335,17 +337,19 @@ class _HeadParser:
         self._buf = bytearray()
         self._line_start = 0  # start of the current line in _buf
         self._searched = 0  # _buf[_line_start:_searched] has no LF
-        self._start_line: bytes | None = None
+        self._start_line: Optional[bytes] = None
         self._fields: list[tuple[str, str]] = []
         self._header_bytes = 0
         self._empty_lines = 0
-        self._error: InvalidHandshake | None = None
+        self._error: Optional[InvalidHandshake] = None
         #: Bytes received after the head (after the body for a non-101 response).
         self.leftover: bytes = b""
 
     # -- errors ---------------------------------------------------------------
 
-    def _fail(self, status: int, message: str, headers: HeadersLike | None = None) -> NoReturn:
+    def _invalid(
+        self, status: int, message: str, headers: Optional[HeadersLike] = None
+    ) -> NoReturn:
         if self._is_server:
             exc = InvalidHandshake(message, status, headers, (message + "\n").encode())
         else:
@@ -367,15 +371,15 @@ class _HeadParser:
             start = self._line_start
             self._line_start = self._searched = lf + 1
             if lf == start or buf[lf - 1] != 0x0D:
-                self._fail(400, "line ending is a bare LF, not CRLF")
+                self._invalid(400, "line ending is a bare LF, not CRLF")
             line = bytes(buf[start : lf - 1])
             if b"\r" in line:
-                self._fail(400, "bare CR in the request head")
+                self._invalid(400, "bare CR in the request head")
             if self._start_line is None:
                 if not line:
                     self._empty_lines += 1
                     if self._empty_lines > MAX_LEADING_EMPTY_LINES:
-                        self._fail(400, "too many empty lines before the start line")
+                        self._invalid(400, "too many empty lines before the start line")
                     continue
                 if len(line) > self.max_request_line:
                     self._start_line_too_long()
@@ -387,7 +391,7 @@ class _HeadParser:
             self._parse_header_line(line)
 
     def _start_line_too_long(self) -> NoReturn:
-        self._fail(414, f"request line longer than {self.max_request_line} bytes")
+        self._invalid(414, f"request line longer than {self.max_request_line} bytes")
 
     def _check_partial(self, pending: int) -> None:
         # pending may end with the CR of a CRLF still to come, hence the + 1
@@ -396,44 +400,44 @@ class _HeadParser:
                 self._start_line_too_long()
         else:
             if pending > self.max_header_line + 1:
-                self._fail(431, f"header line longer than {self.max_header_line} bytes")
+                self._invalid(431, f"header line longer than {self.max_header_line} bytes")
             if self._header_bytes + pending > self.max_header_bytes:
-                self._fail(431, f"header fields longer than {self.max_header_bytes} bytes")
+                self._invalid(431, f"header fields longer than {self.max_header_bytes} bytes")
 
     def _parse_start_line(self, line: bytes) -> None:
         raise NotImplementedError
 
     def _parse_header_line(self, line: bytes) -> None:
         if len(line) > self.max_header_line:
-            self._fail(431, f"header line longer than {self.max_header_line} bytes")
+            self._invalid(431, f"header line longer than {self.max_header_line} bytes")
         self._header_bytes += len(line) + 2
         if self._header_bytes > self.max_header_bytes:
-            self._fail(431, f"header fields longer than {self.max_header_bytes} bytes")
+            self._invalid(431, f"header fields longer than {self.max_header_bytes} bytes")
         if len(self._fields) >= self.max_headers:
-            self._fail(431, f"more than {self.max_headers} header fields")
+            self._invalid(431, f"more than {self.max_headers} header fields")
         if line[0] in b" \t":
-            self._fail(400, "obsolete line folding in header fields")
+            self._invalid(400, "obsolete line folding in header fields")
         colon = line.find(b":")
         if colon < 0:
-            self._fail(400, "header line without a colon")
+            self._invalid(400, "header line without a colon")
         name = line[:colon]
         if _TOKEN_BYTES_RE.fullmatch(name) is None:
-            self._fail(400, f"invalid header name {name.decode('latin-1')!r}")
+            self._invalid(400, f"invalid header name {name.decode('latin-1')!r}")
         value = line[colon + 1 :].strip(b" \t")
         if _BAD_VALUE_BYTES_RE.search(value):
-            self._fail(400, f"invalid character in header {name.decode('ascii')!r}")
+            self._invalid(400, f"invalid character in header {name.decode('ascii')!r}")
         self._fields.append((name.decode("ascii"), value.decode("latin-1")))
 
-    def _content_length(self, headers: Headers) -> int | None:
+    def _content_length(self, headers: Headers) -> Optional[int]:
         values = headers.get_all("Content-Length")
         if not values:
             return None
         lengths = {item.strip(" \t") for v in values for item in v.split(",")}
         if len(lengths) != 1:
-            self._fail(400, "conflicting Content-Length values")
+            self._invalid(400, "conflicting Content-Length values")
         (length,) = lengths
         if _DIGITS_RE.fullmatch(length) is None or len(length) > 18:
-            self._fail(400, f"invalid Content-Length {length!r}")
+            self._invalid(400, f"invalid Content-Length {length!r}")
         return int(length)
 
 
@@ -469,32 +473,34 @@ class RequestParser(_HeadParser):
         max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
     ) -> None:
         super().__init__(max_request_line, max_header_line, max_headers, max_header_bytes)
-        self._request: Request | None = None
+        self._request: Optional[Request] = None
         self._method = ""
         self._target = ""
 
     @property
-    def request(self) -> Request | None:
+    def request(self) -> Optional[Request]:
         """The parsed request once complete, else ``None``."""
         return self._request
 
     def _parse_start_line(self, line: bytes) -> None:
         parts = line.split(b" ")
         if len(parts) != 3 or not all(parts):
-            self._fail(400, "malformed request line")
+            self._invalid(400, "malformed request line")
         method, target, version = parts
         if _TOKEN_BYTES_RE.fullmatch(method) is None:
-            self._fail(400, "invalid method in the request line")
+            self._invalid(400, "invalid method in the request line")
         if _TARGET_RE.fullmatch(target) is None:
-            self._fail(400, "invalid request target")
+            self._invalid(400, "invalid request target")
         if _VERSION_RE.fullmatch(version) is None:
-            self._fail(400, "malformed HTTP version in the request line")
+            self._invalid(400, "malformed HTTP version in the request line")
         if version != b"HTTP/1.1":
-            self._fail(505, f"HTTP version {version.decode('ascii')} not supported, use HTTP/1.1")
+            self._invalid(
+                505, f"HTTP version {version.decode('ascii')} not supported, use HTTP/1.1"
+            )
         self._method = method.decode("ascii")
         self._target = target.decode("ascii")
 
-    def feed(self, data: bytes) -> Request | None:
+    def feed(self, data: bytes) -> Optional[Request]:
         """Add received bytes; return the :class:`Request` once its head is complete."""
         if self._error is not None:
             raise self._error
@@ -505,7 +511,7 @@ class RequestParser(_HeadParser):
             return None
         headers = Headers.from_parsed(self._fields)
         if "Transfer-Encoding" in headers and "Content-Length" in headers:
-            self._fail(400, "both Content-Length and Transfer-Encoding")
+            self._invalid(400, "both Content-Length and Transfer-Encoding")
         self._content_length(headers)
         self._request = Request(self._method, self._target, headers)
         self.leftover = bytes(self._buf[self._line_start :])
@@ -548,25 +554,25 @@ class ResponseParser(_HeadParser):
         self._status = 0
         self._reason = ""
         self._version = ""
-        self._head: Response | None = None  # head parsed, body pending
-        self._body_wanted: int | None = None  # None: until EOF
-        self._response: Response | None = None
+        self._head: Optional[Response] = None  # head parsed, body pending
+        self._body_wanted: Optional[int] = None  # None: until EOF
+        self._response: Optional[Response] = None
 
     @property
-    def response(self) -> Response | None:
+    def response(self) -> Optional[Response]:
         """The parsed response once complete, else ``None``."""
         return self._response
 
     def _start_line_too_long(self) -> NoReturn:
-        self._fail(0, f"status line longer than {self.max_request_line} bytes")
+        self._invalid(0, f"status line longer than {self.max_request_line} bytes")
 
     def _parse_start_line(self, line: bytes) -> None:
         m = _STATUS_LINE_RE.fullmatch(line)
         if m is None:
-            self._fail(0, f"malformed status line {line[:100]!r}")
+            self._invalid(0, f"malformed status line {line[:100]!r}")
         version, status, reason = m.groups()
         if not version.startswith(b"HTTP/1."):
-            self._fail(0, f"unsupported HTTP version {version.decode('ascii')}")
+            self._invalid(0, f"unsupported HTTP version {version.decode('ascii')}")
         self._version = version.decode("ascii")
         self._status = int(status)
         self._reason = (reason or b"").decode("latin-1")
@@ -579,7 +585,7 @@ class ResponseParser(_HeadParser):
         self._buf = bytearray()
         return self._response
 
-    def feed(self, data: bytes) -> Response | None:
+    def feed(self, data: bytes) -> Optional[Response]:
         """Add received bytes; return the :class:`Response` once it is complete."""
         if self._error is not None:
             raise self._error
@@ -618,7 +624,7 @@ class ResponseParser(_HeadParser):
         if self._response is not None:
             return self._response
         if self._head is None:
-            self._fail(0, "connection closed before the end of the response head")
+            self._invalid(0, "connection closed before the end of the response head")
         return self._complete(bytes(self._buf[: self.max_body]), b"")
 
 
@@ -626,7 +632,7 @@ class ResponseParser(_HeadParser):
 # Server
 
 
-def _bad(status: int, message: str, headers: HeadersLike | None = None) -> InvalidHandshake:
+def _bad(status: int, message: str, headers: Optional[HeadersLike] = None) -> InvalidHandshake:
     return InvalidHandshake(message, status, headers, (message + "\n").encode())
 
 
@@ -704,9 +710,9 @@ def _check_extra(extra: Headers, reserved: Iterable[str], role: str) -> None:
 def accept_response(
     request: Request,
     *,
-    subprotocol: str | None = None,
-    extensions: str | None = None,
-    extra_headers: HeadersLike | None = None,
+    subprotocol: Optional[str] = None,
+    extensions: Optional[str] = None,
+    extra_headers: Optional[HeadersLike] = None,
 ) -> Response:
     """Return the 101 Switching Protocols response accepting ``request``.
 
@@ -746,10 +752,35 @@ def accept_response(
 _FORBIDDEN_REJECT = ("content-length", "transfer-encoding", "connection")
 
 
+#: What a server's ``process_request`` hook may answer a request with, instead
+#: of None (go on with the handshake): a :class:`Response`, ``(status, body)``
+#: or ``(status, headers, body)``, the body ``str`` (sent as UTF-8) or ``bytes``.
+HTTPAnswer = Union[
+    Response,
+    tuple[int, Union[str, bytes]],
+    tuple[int, Optional[HeadersLike], Union[str, bytes]],
+]
+
+
+def http_answer(answer: HTTPAnswer) -> tuple[int, Union[str, bytes], Optional[HeadersLike]]:
+    """``answer`` as ``(status, body, headers)``, the arguments of ``respond``.
+
+    Raises :class:`ValueError` (or :class:`TypeError`) if it is none of the
+    forms of :data:`HTTPAnswer`.
+    """
+    if isinstance(answer, Response):
+        return answer.status, answer.body, answer.headers
+    if len(answer) == 2:
+        status, body = answer
+        return status, body, None
+    status, headers, body = answer
+    return status, body, headers
+
+
 def reject_response(
     status: int,
     body: Union[str, bytes] = "",
-    headers: HeadersLike | None = None,
+    headers: Optional[HeadersLike] = None,
 ) -> Response:
     """Return a complete response with ``status`` that ends the connection.
 
@@ -774,7 +805,7 @@ def reject_response(
     return Response(status, None, h, data)
 
 
-def select_subprotocol(offered: Sequence[str], supported: Sequence[str]) -> str | None:
+def select_subprotocol(offered: Sequence[str], supported: Sequence[str]) -> Optional[str]:
     """Return the first of ``supported`` (server preference) that the client ``offered``.
 
     Names are compared exactly (subprotocol names are case-sensitive);
@@ -1058,11 +1089,11 @@ class OriginPolicy:
 def build_request(
     uri: Union[str, WebSocketURI],
     *,
-    key: str | None = None,
-    origin: str | None = None,
-    subprotocols: Sequence[str] | None = None,
-    extensions: str | None = None,
-    extra_headers: HeadersLike | None = None,
+    key: Optional[str] = None,
+    origin: Optional[str] = None,
+    subprotocols: Optional[Sequence[str]] = None,
+    extensions: Optional[str] = None,
+    extra_headers: Optional[HeadersLike] = None,
 ) -> Request:
     """Return the client's opening-handshake :class:`Request` for ``uri``.
 
@@ -1133,7 +1164,7 @@ def validate_response(
     *,
     subprotocols: Optional[Sequence[str]] = None,
     offered_extensions: Optional[Sequence[str]] = None,
-) -> str | None:
+) -> Optional[str]:
     """Check the server's answer to ``request``; return the subprotocol (or ``None``).
 
     ``subprotocols`` (offered names) and ``offered_extensions`` (offered
@@ -1150,41 +1181,41 @@ def validate_response(
     """
     headers = response.headers
 
-    def fail(message: str) -> InvalidHandshake:
+    def invalid(message: str) -> InvalidHandshake:
         return InvalidHandshake(message, response.status, headers, response.body)
 
     if response.status != 101:
         reason = f" {response.reason}" if response.reason else ""
-        raise fail(f"server rejected the WebSocket connection: {response.status}{reason}")
+        raise invalid(f"server rejected the WebSocket connection: {response.status}{reason}")
     if response.version != "HTTP/1.1":
-        raise fail(f"unexpected HTTP version {response.version} in a 101 response")
+        raise invalid(f"unexpected HTTP version {response.version} in a 101 response")
     try:
         upgrade = _tokens_lower(headers, "Upgrade")
         connection = _tokens_lower(headers, "Connection")
     except ValueError as exc:
-        raise fail(f"invalid Upgrade or Connection header: {exc}") from None
+        raise invalid(f"invalid Upgrade or Connection header: {exc}") from None
     if "websocket" not in upgrade:
-        raise fail("the Upgrade header of the response does not contain websocket")
+        raise invalid("the Upgrade header of the response does not contain websocket")
     if "upgrade" not in connection:
-        raise fail("the Connection header of the response does not contain upgrade")
+        raise invalid("the Connection header of the response does not contain upgrade")
     accepts = headers.get_all("Sec-WebSocket-Accept")
     if len(accepts) != 1:
-        raise fail("the response needs exactly one Sec-WebSocket-Accept header")
+        raise invalid("the response needs exactly one Sec-WebSocket-Accept header")
     key = request.key
     if key is None or accepts[0] != accept_key(key):
-        raise fail("Sec-WebSocket-Accept does not match Sec-WebSocket-Key")
+        raise invalid("Sec-WebSocket-Accept does not match Sec-WebSocket-Key")
 
     if subprotocols is None:
         subprotocols = request.subprotocols
     try:
         chosen = parse_tokens(headers.get_all("Sec-WebSocket-Protocol"))
     except ValueError as exc:
-        raise fail(f"invalid Sec-WebSocket-Protocol header: {exc}") from None
+        raise invalid(f"invalid Sec-WebSocket-Protocol header: {exc}") from None
     if len(chosen) > 1:
-        raise fail(f"the server selected several subprotocols: {', '.join(chosen)}")
+        raise invalid(f"the server selected several subprotocols: {', '.join(chosen)}")
     subprotocol = chosen[0] if chosen else None
     if subprotocol is not None and subprotocol not in subprotocols:
-        raise fail(f"the server selected subprotocol {subprotocol!r}, which was not offered")
+        raise invalid(f"the server selected subprotocol {subprotocol!r}, which was not offered")
 
     if offered_extensions is None:
         offered_extensions = [name for name, _ in request.extensions]
@@ -1192,8 +1223,8 @@ def validate_response(
     try:
         accepted = parse_extensions(headers.get_all("Sec-WebSocket-Extensions"))
     except ValueError as exc:
-        raise fail(f"invalid Sec-WebSocket-Extensions header: {exc}") from None
+        raise invalid(f"invalid Sec-WebSocket-Extensions header: {exc}") from None
     for name, _ in accepted:
         if name not in offered_names:
-            raise fail(f"the server accepted extension {name!r}, which was not offered")
+            raise invalid(f"the server accepted extension {name!r}, which was not offered")
     return subprotocol

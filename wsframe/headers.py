@@ -82,7 +82,7 @@ class Headers:
 
     __slots__ = ("_fields",)
 
-    def __init__(self, headers: HeadersLike | None = None) -> None:
+    def __init__(self, headers: Optional[HeadersLike] = None) -> None:
         # (name, value, lower-case name)
         self._fields: list[tuple[str, str, str]] = []
         if headers is not None:
@@ -137,7 +137,7 @@ class Headers:
         key = name.lower()
         return [v for _, v, k in self._fields if k == key]
 
-    def get(self, name: str, default: str | None = None) -> str | None:
+    def get(self, name: str, default: Optional[str] = None) -> Optional[str]:
         """Return ``self[name]``, or ``default`` if there is no such field."""
         values = self.get_all(name)
         if not values:
@@ -283,7 +283,7 @@ def _parse_extension_value(value: str, out: ExtensionList) -> None:
         while pos < n and value[pos] == ";":
             pos = _skip_ows(value, pos + 1)
             pname, pos = _expect_token(value, pos, "a parameter name")
-            pvalue: str | None = None
+            pvalue: Optional[str] = None
             after = _skip_ows(value, pos)
             if after < n and value[after] == "=":
                 pos = _skip_ows(value, after + 1)
@@ -340,7 +340,7 @@ def parse_extensions(values: Iterable[str]) -> ExtensionList:
     return out
 
 
-def format_extensions(extensions: Iterable[tuple[str, Iterable[tuple[str, str | None]]]]) -> str:
+def format_extensions(extensions: Iterable[tuple[str, Iterable[tuple[str, Optional[str]]]]]) -> str:
     """Format ``[(name, [(param, value or None), ...]), ...]`` for ``Sec-WebSocket-Extensions``.
 
     E.g. ``[("permessage-deflate", [("client_max_window_bits", None)])]`` →

@@ -71,7 +71,7 @@ class _Environment:
 
 
 #: ``proxy=ENVIRONMENT`` (the default): the proxy the environment names, if any.
-ENVIRONMENT: Any = _Environment()
+ENVIRONMENT = _Environment()
 
 #: What ``proxy=`` accepts: a URL, a :class:`Proxy`, :data:`ENVIRONMENT` or None.
 ProxySetting = Union[str, "Proxy", None, _Environment]

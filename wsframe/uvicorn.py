@@ -84,6 +84,9 @@ if TYPE_CHECKING:
 
 __all__ = ["WSFrameProtocol"]
 
+#: An ASGI event or message: a dict with a ``"type"`` (the ASGI spec types it so).
+ASGIMessage = dict[str, Any]
+
 #: Seconds to wait for the peer's close frame after sending ours.
 CLOSE_TIMEOUT = 10.0
 
@@ -205,7 +208,7 @@ class WSFrameProtocol(AsyncioDriver):
         self,
         config: Config,
         server_state: ServerState,
-        app_state: dict[str, Any],
+        app_state: ASGIMessage,
         _loop: Optional[asyncio.AbstractEventLoop] = None,
     ) -> None:
         if not config.loaded:
@@ -239,7 +242,7 @@ class WSFrameProtocol(AsyncioDriver):
         self._response: Optional[tuple[int, list[tuple[str, str]], list[bytes]]] = None
         self._close_timer: Optional[asyncio.TimerHandle] = None
         self._connect_pending = False  # websocket.connect not yet received by the app
-        self._disconnect: Optional[dict[str, Any]] = None
+        self._disconnect: Optional[ASGIMessage] = None
 
     # ---------------------------------------------------- asyncio.Protocol
 
@@ -364,7 +367,7 @@ class WSFrameProtocol(AsyncioDriver):
 
     # ------------------------------------------------------------- ASGI
 
-    async def asgi_receive(self) -> dict[str, Any]:
+    async def asgi_receive(self) -> ASGIMessage:
         """ASGI ``receive``: the next event for the application."""
         while True:
             if self._connect_pending:
@@ -379,7 +382,7 @@ class WSFrameProtocol(AsyncioDriver):
                 return self._disconnect  # read again after the end: nothing follows it
             await self.reader_woken()
 
-    async def asgi_send(self, message: dict[str, Any]) -> None:
+    async def asgi_send(self, message: ASGIMessage) -> None:
         """ASGI ``send``: a message from the application."""
         if self.writing_paused:
             await self.wait_drained()
@@ -463,7 +466,7 @@ class WSFrameProtocol(AsyncioDriver):
         task.add_done_callback(self.on_task_complete)
         self.tasks.add(task)
 
-    def _send_handshake(self, kind: str, message: dict[str, Any]) -> None:
+    def _send_handshake(self, kind: str, message: ASGIMessage) -> None:
         conn = self.conn
         if kind == "websocket.accept":
             self._log("[accepted]")
@@ -511,7 +514,7 @@ class WSFrameProtocol(AsyncioDriver):
                 f"or 'websocket.http.response.start' but got '{kind}'."
             )
 
-    def _send_response_body(self, kind: str, message: dict[str, Any]) -> None:
+    def _send_response_body(self, kind: str, message: ASGIMessage) -> None:
         response = self._response
         if kind != "websocket.http.response.body" or response is None:
             raise RuntimeError(
@@ -554,7 +557,7 @@ class WSFrameProtocol(AsyncioDriver):
         """Queue the (only) ``websocket.disconnect``; ``reason`` if a close frame gave one."""
         if self._disconnect is not None:
             return
-        message: dict[str, Any] = {"type": "websocket.disconnect", "code": code}
+        message: ASGIMessage = {"type": "websocket.disconnect", "code": code}
         if reason is not None:
             message["reason"] = reason
         self._disconnect = message

@@ -14,9 +14,10 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Callable, Literal, NamedTuple, Optional, Union
+from typing import TYPE_CHECKING, Callable, Literal, NamedTuple, Optional
 
 from ..connection import State
+from ..typing import DataLike
 from .connection import WebSocket
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ logger = logging.getLogger("wsframe.broadcast")
 DEFAULT_MAX_BUFFER = 1 << 20
 
 #: A message: ``str`` is sent as text, a bytes-like object as binary.
-Message = Union[str, bytes, bytearray, memoryview]
+Message = DataLike
 #: What :func:`broadcast` does with a connection too slow to keep up.
 SlowPolicy = Literal["skip", "close"]
 #: A change of a room's presence.

@@ -8,7 +8,7 @@ import random
 import socket
 import ssl as ssl_module
 import sys
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Generator
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from ..connection import ClientConnection
@@ -289,14 +289,14 @@ class connect:
             raise
         ws.connection_made(transport)
 
-    def __await__(self) -> Any:
+    def __await__(self) -> Generator[Any, None, WebSocket]:
         return self._connect().__await__()
 
     async def __aenter__(self) -> WebSocket:
         self._ws = await self._connect()
         return self._ws
 
-    async def __aexit__(self, *exc_info: Any) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         if self._ws is not None:
             await self._ws.close()
 

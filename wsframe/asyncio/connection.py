@@ -19,8 +19,8 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from ..driver import ConnectionInfo
 from ..errors import (
@@ -33,6 +33,7 @@ from ..events import Accepted, Event, Pong, Rejected, Request
 from ..handshake import Request as HttpRequest
 from ..options import DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_QUEUE, DEFAULT_WRITE_LIMIT
 from ..state import State
+from ..typing import DataLike, Fragments
 from .driver import AsyncioDriver, Message
 
 if TYPE_CHECKING:
@@ -100,7 +101,7 @@ class WebSocket(AsyncioDriver, ConnectionInfo):
         conn: Connection,
         *,
         listener: Optional[Listener] = None,
-        handler: Optional[Callable[[WebSocket], Any]] = None,
+        handler: Optional[Callable[[WebSocket], Awaitable[object]]] = None,
     ) -> None:
         super().__init__(conn, listener)
         self._handler = handler
@@ -192,7 +193,7 @@ class WebSocket(AsyncioDriver, ConnectionInfo):
     #: growing the buffer without bound.
     send_nowait = AsyncioDriver.send_message
 
-    async def send(self, message: Any) -> None:
+    async def send(self, message: Union[DataLike, Fragments]) -> None:
         """Send a message: ``str`` as text, bytes-like as binary.
 
         An iterable or async iterable of ``str`` (or of bytes-like) is sent as

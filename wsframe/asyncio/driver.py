@@ -13,14 +13,19 @@ built on it.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable, Optional, Union
+from typing import TYPE_CHECKING, Callable, Optional
 
 from ..driver import DriverCore
 from ..state import State
+from ..typing import Data
+
+if TYPE_CHECKING:
+    from ..connection import Connection
+    from .connection import Listener
 
 __all__ = ["AsyncioDriver", "Message"]
 
-Message = Union[str, bytes]
+Message = Data
 
 
 class AsyncioDriver(DriverCore, asyncio.BufferedProtocol):
@@ -28,12 +33,12 @@ class AsyncioDriver(DriverCore, asyncio.BufferedProtocol):
 
     __slots__ = ("loop",)
 
-    def __init__(self, conn: Any, listener: Any = None) -> None:
+    def __init__(self, conn: Connection, listener: Optional[Listener] = None) -> None:
         super().__init__(conn, listener)
         #: The event loop, from ``connection_made`` on.
         self.loop: Optional[asyncio.AbstractEventLoop] = None
 
-    def connection_made(self, transport: Any) -> None:
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """The transport is up (any asyncio or uvloop transport)."""
         self.loop = asyncio.get_running_loop()
         super().connection_made(transport)
@@ -44,11 +49,11 @@ class AsyncioDriver(DriverCore, asyncio.BufferedProtocol):
             self.loop = asyncio.get_running_loop()
         return self.loop
 
-    def call_soon(self, callback: Callable[[], Any]) -> None:
+    def call_soon(self, callback: Callable[[], object]) -> None:
         """Run ``callback()`` in a later iteration of the loop."""
         self.event_loop().call_soon(callback)
 
-    def call_later(self, delay: float, callback: Callable[[], Any]) -> asyncio.TimerHandle:
+    def call_later(self, delay: float, callback: Callable[[], object]) -> asyncio.TimerHandle:
         """Run ``callback()`` after ``delay`` seconds."""
         return self.event_loop().call_later(delay, callback)
 

@@ -8,13 +8,13 @@ import inspect
 import logging
 import socket
 import ssl as ssl_module
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Generator, Sequence
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional, Union
 
 from ..admission import ConnectionsPerClient
 from ..connection import ServerConnection, State, SubprotocolSelector
 from ..events import Event, Rejected
-from ..handshake import OriginPolicy, OriginsLike, Response
+from ..handshake import HTTPAnswer, OriginPolicy, OriginsLike, http_answer
 from ..handshake import Request as HttpRequest
 from ..options import DEFAULT_OPEN_TIMEOUT, Options
 from .connection import Listener, WebSocket
@@ -29,14 +29,18 @@ __all__ = ["DEFAULT_OPEN_TIMEOUT", "Server", "serve"]
 
 logger = logging.getLogger("wsframe.server")
 
-Handler = Callable[[WebSocket], Awaitable[Any]]
+Handler = Callable[[WebSocket], Awaitable[object]]
 #: ``create_server(loop, protocol_factory, host, port, **options)``: makes the TCP server.
 CreateServer = Callable[..., Awaitable[asyncio.AbstractServer]]
-ProcessRequest = Callable[[WebSocket, HttpRequest], Any]
+#: ``process_request(ws, request)``: None to go on with the handshake, or an
+#: answer (see :data:`wsframe.handshake.HTTPAnswer`); it may be a coroutine.
+ProcessRequest = Callable[
+    [WebSocket, HttpRequest], Union[Optional[HTTPAnswer], Awaitable[Optional[HTTPAnswer]]]
+]
 
 
-_INTERNAL_ERROR = (500, "Internal Server Error\n")
-_BUSY = (503, {"Retry-After": "1"}, "Too many connections, retry later\n")
+_INTERNAL_ERROR: HTTPAnswer = (500, "Internal Server Error\n")
+_BUSY: HTTPAnswer = (503, {"Retry-After": "1"}, "Too many connections, retry later\n")
 
 
 class _ServerWebSocket(WebSocket):
@@ -121,7 +125,7 @@ class _ServerWebSocket(WebSocket):
         else:
             self._answer(result)
 
-    async def _process_async(self, pending: Awaitable[Any]) -> None:
+    async def _process_async(self, pending: Awaitable[Optional[HTTPAnswer]]) -> None:
         try:
             result = await pending
         except Exception:
@@ -133,7 +137,7 @@ class _ServerWebSocket(WebSocket):
         self._answer(result)
         self.process()
 
-    def _answer(self, result: Any) -> None:
+    def _answer(self, result: Optional[HTTPAnswer]) -> None:
         """Go on with the handshake (None) or send process_request's response."""
         try:
             if result is None:
@@ -147,16 +151,10 @@ class _ServerWebSocket(WebSocket):
             else:
                 raise
 
-    def _respond(self, result: Any) -> None:
+    def _respond(self, result: HTTPAnswer) -> None:
         conn = self.conn
         assert isinstance(conn, ServerConnection)
-        if isinstance(result, Response):
-            status, headers, body = result.status, result.headers, result.body
-        elif len(result) == 2:
-            (status, body), headers = result, None
-        else:
-            status, headers, body = result
-        conn.respond(status, body, headers)
+        conn.respond(*http_answer(result))
 
     def _accept(self) -> None:
         conn = self.conn
@@ -350,7 +348,7 @@ class Server:
     async def __aenter__(self) -> Server:
         return self
 
-    async def __aexit__(self, *exc_info: Any) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
 
@@ -373,7 +371,7 @@ class _Listen(NamedTuple):
     create_server: Optional[CreateServer]
 
 
-def _is_listener_class(obj: Any) -> bool:
+def _is_listener_class(obj: object) -> bool:
     """A Listener subclass, or a functools.partial of one (a class with arguments)."""
     if isinstance(obj, functools.partial):
         obj = obj.func
@@ -489,11 +487,11 @@ class serve:
         await self._server._start(create)
         return self._server
 
-    def __await__(self) -> Any:
+    def __await__(self) -> Generator[Any, None, Server]:
         return self._start().__await__()
 
     async def __aenter__(self) -> Server:
         return await self._start()
 
-    async def __aexit__(self, *exc_info: Any) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self._server.close()

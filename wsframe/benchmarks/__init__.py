@@ -18,11 +18,11 @@ import platform
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, TextIO
+from typing import Callable, Optional, TextIO
 
 from . import cases, report, timing
 from .cases import Case, CheckFailed, Group, NotAvailable
-from .report import Cell, GroupResult
+from .report import Cell, GroupResult, JSONObject
 from .timing import Runner
 
 __all__ = ["SUITE", "Suite", "measure_group", "metadata", "run"]
@@ -68,7 +68,7 @@ def measure_group(
     return result
 
 
-def metadata(quick: bool, settings: timing.Settings, suite: Suite = SUITE) -> dict[str, Any]:
+def metadata(quick: bool, settings: timing.Settings, suite: Suite = SUITE) -> JSONObject:
     """Where and how the numbers were taken."""
     import wsframe
 

@@ -9,6 +9,9 @@ from typing import Any, Optional, TextIO
 from .cases import REFERENCES, WSFRAME, Case, Group
 from .timing import Timing
 
+#: A JSON object of the report (values of any JSON type).
+JSONObject = dict[str, Any]
+
 __all__ = ["LABELS", "Cell", "GroupResult", "baseline", "print_group", "to_json"]
 
 #: Column key -> header shown in the table.
@@ -61,9 +64,9 @@ def baseline(group: Group, result: GroupResult) -> Optional[str]:
     return None
 
 
-def ratios(group: Group, row: dict[str, Cell], base: Optional[str]) -> dict[str, Any]:
+def ratios(group: Group, row: dict[str, Cell], base: Optional[str]) -> JSONObject:
     """Other column's time / baseline's time (> 1: the baseline is faster)."""
-    out: dict[str, Any] = {"baseline": base, "speedup": {}, "best_peer": None}
+    out: JSONObject = {"baseline": base, "speedup": {}, "best_peer": None}
     base_ns = row[base].ns if base is not None and base in row else None
     if not base_ns:
         return out
@@ -203,19 +206,19 @@ def print_group(result: GroupResult, out: TextIO) -> None:
 # --------------------------------------------------------------------- JSON
 
 
-def group_json(result: GroupResult) -> dict[str, Any]:
+def group_json(result: GroupResult) -> JSONObject:
     """Every number of one group."""
     group = result.group
     base = baseline(group, result)
     rows = []
     for case in group.cases:
         row = result.cells.get(case.key, {})
-        columns: dict[str, Any] = {}
+        columns: JSONObject = {}
         for column in group.columns:
             cell = row.get(column)
             if cell is None:
                 continue
-            entry: dict[str, Any] = {"status": cell.status}
+            entry: JSONObject = {"status": cell.status}
             if cell.reason:
                 entry["reason"] = cell.reason
             if cell.timing is not None:
@@ -242,7 +245,7 @@ def group_json(result: GroupResult) -> dict[str, Any]:
     }
 
 
-def to_json(meta: dict[str, Any], results: list[GroupResult], path: str) -> None:
+def to_json(meta: JSONObject, results: list[GroupResult], path: str) -> None:
     """Write the metadata and every group to ``path``."""
     document = {"meta": meta, "groups": [group_json(r) for r in results]}
     with open(path, "w", encoding="utf-8") as f:

@@ -7,11 +7,10 @@ answers the files of ``wsframe/demo`` and lets the WebSocket path through.
 from __future__ import annotations
 
 from importlib import resources
-from typing import Optional, Union
+from typing import Optional
 
 from ..asyncio import WebSocket
-from ..handshake import Request
-from ..headers import HeadersLike
+from ..handshake import HTTPAnswer, Request
 
 __all__ = ["SECURITY_HEADERS", "Pages"]
 
@@ -33,9 +32,6 @@ SECURITY_HEADERS = {
     ),
 }
 
-#: What ``process_request`` answers: (status, headers, body), or None to go on.
-Answer = Optional[tuple[int, HeadersLike, Union[str, bytes]]]
-
 
 class Pages:
     """Serves the page and its assets (read once); ``websocket_path`` goes through; 404 else."""
@@ -44,7 +40,7 @@ class Pages:
         self.websocket_path = websocket_path
         self._files = {path: (_read(name), ctype) for path, (name, ctype) in FILES.items()}
 
-    def __call__(self, ws: WebSocket, request: Request) -> Answer:
+    def __call__(self, ws: WebSocket, request: Request) -> Optional[HTTPAnswer]:
         if request.path == self.websocket_path:
             return None
         page = self._files.get(request.path)

@@ -62,11 +62,16 @@ class ProtocolViolation(Exception):
         self.ref = ref
 
 
+#: A client message's fields, validated by :func:`parse`: ``str`` values, and
+#: None or an ``int`` only where the protocol allows (``token``, ``id``).
+Fields = dict[str, Any]
+
+
 class Command(NamedTuple):
     """A valid client message: its ``type`` and its (validated) fields."""
 
     type: str
-    fields: dict[str, Any]
+    fields: Fields
 
 
 def valid_name(name: str, max_length: int) -> bool:
@@ -105,7 +110,7 @@ def parse(raw: Union[str, bytes]) -> Command:
     required = CLIENT_TYPES.get(kind)
     if required is None:
         raise ProtocolViolation("unknown_type", f"unknown message type {kind[:40]!r}", kind[:40])
-    fields: dict[str, Any] = {}
+    fields: Fields = {}
     for name in required:
         value = data.get(name)
         if not isinstance(value, str):

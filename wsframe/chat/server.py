@@ -37,7 +37,7 @@ from ..ratelimit import TokenBucket
 from ..state import State
 from . import protocol
 from .pages import Pages
-from .protocol import Command, ProtocolViolation
+from .protocol import Command, Fields, ProtocolViolation
 from .store import DEFAULT_HISTORY, HistoryStore
 
 __all__ = ["ChatServer", "ChatSession", "RateLimiter"]
@@ -242,7 +242,7 @@ class ChatServer:
         self.session: Callable[[], ChatSession] = partial(ChatSession, self)
         #: The ``process_request`` given to ``serve``: the page, its assets, 404.
         self.process_request = Pages("/ws")
-        self._handlers: dict[str, Callable[[ChatSession, dict[str, Any]], None]] = {
+        self._handlers: dict[str, Callable[[ChatSession, Fields], None]] = {
             "hello": self._hello,
             "join": self._join,
             "leave": self._leave,
@@ -328,7 +328,7 @@ class ChatServer:
         names = self.known_rooms.union(active)
         return [{"room": room, "users": self.users(room)} for room in sorted(names)]
 
-    def _hello(self, session: ChatSession, fields: dict[str, Any]) -> None:
+    def _hello(self, session: ChatSession, fields: Fields) -> None:
         nick: str = fields["nick"]
         if session.nick is not None:
             raise ProtocolViolation(
@@ -372,7 +372,7 @@ class ChatServer:
             )
         )
 
-    def _join(self, session: ChatSession, fields: dict[str, Any]) -> None:
+    def _join(self, session: ChatSession, fields: Fields) -> None:
         room: str = fields["room"]
         assert session.ws is not None and session.nick is not None
         if room not in session.rooms:
@@ -385,7 +385,7 @@ class ChatServer:
         history = [message.as_dict() for message in self.store.recent(room)]
         session.send(protocol.encode("joined", room=room, users=self.users(room), history=history))
 
-    def _leave(self, session: ChatSession, fields: dict[str, Any]) -> None:
+    def _leave(self, session: ChatSession, fields: Fields) -> None:
         room: str = fields["room"]
         assert session.ws is not None and session.nick is not None
         if room not in session.rooms:
@@ -396,10 +396,10 @@ class ChatServer:
         if not self.rooms.members(room):
             self.store.forget(room)
 
-    def _rooms(self, session: ChatSession, fields: dict[str, Any]) -> None:
+    def _rooms(self, session: ChatSession, fields: Fields) -> None:
         session.send(protocol.encode("rooms", rooms=self.room_list()))
 
-    def _message(self, session: ChatSession, fields: dict[str, Any]) -> None:
+    def _message(self, session: ChatSession, fields: Fields) -> None:
         room: str = fields["room"]
         assert session.nick is not None
         if room not in session.rooms:
@@ -409,7 +409,7 @@ class ChatServer:
         self._commit.request()
         self.rooms.send(room, protocol.encode("message", **stored.as_dict()), on_slow="close")
 
-    def _dm(self, session: ChatSession, fields: dict[str, Any]) -> None:
+    def _dm(self, session: ChatSession, fields: Fields) -> None:
         key = fields["to"].casefold()
         to = self._online_nick(key)
         if to is None:
@@ -429,14 +429,14 @@ class ChatServer:
                 return nick
         return None
 
-    def _typing(self, session: ChatSession, fields: dict[str, Any]) -> None:
+    def _typing(self, session: ChatSession, fields: Fields) -> None:
         room: str = fields["room"]
         if room not in session.rooms:
             raise ProtocolViolation("not_in_room", f"you are not in {room!r}", "typing")
         message = protocol.encode("typing", room=room, nick=session.nick)
         self.rooms.send(room, message, exclude=session.ws)
 
-    def _ping(self, session: ChatSession, fields: dict[str, Any]) -> None:
+    def _ping(self, session: ChatSession, fields: Fields) -> None:
         if fields["id"] is None:
             session.send(protocol.encode("pong", ts=_now_ms()))
         else:

@@ -16,7 +16,9 @@ import signal
 import socket
 import sys
 import time
-from typing import Any, Callable, Optional
+from multiprocessing.process import BaseProcess
+from multiprocessing.synchronize import Event
+from typing import Callable, Optional
 
 __all__ = ["MAX_RESTARTS", "RESTART_WINDOW", "run_workers"]
 
@@ -24,7 +26,7 @@ __all__ = ["MAX_RESTARTS", "RESTART_WINDOW", "run_workers"]
 WorkerMain = Callable[[str, int, str, Callable[[], object]], object]
 
 
-def _worker(main: WorkerMain, host: str, port: int, path: str, ready: Any) -> None:
+def _worker(main: WorkerMain, host: str, port: int, path: str, ready: Event) -> None:
     """One worker process: runs ``main``, which sets ``ready`` once it listens."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent turns Ctrl-C into SIGTERM
     main(host, port, path, ready.set)
@@ -65,9 +67,9 @@ def run_workers(
         port = _free_port(host)
     context = multiprocessing.get_context("spawn")
 
-    ready: dict[int, Any] = {}  # id(process) -> its "listening" event
+    ready: dict[int, Event] = {}  # id(process) -> its "listening" event
 
-    def new_worker() -> Any:
+    def new_worker() -> BaseProcess:
         event = context.Event()
         process = context.Process(target=_worker, args=(main, host, port, path, event), daemon=True)
         ready[id(process)] = event
@@ -78,7 +80,7 @@ def run_workers(
     stopping = False
     stopped_at = 0.0
 
-    def stop(*_: Any) -> None:
+    def stop(*_: object) -> None:
         nonlocal stopping, stopped_at
         if not stopping:
             stopped_at = time.monotonic()

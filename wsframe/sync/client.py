@@ -14,10 +14,11 @@ from ..errors import InvalidHandshake
 from ..headers import HeadersLike
 from ..options import Options
 from ..state import State
+from ..typing import BytesLike
 from ..uri import WebSocketURI, parse_uri
 from .connection import WebSocket
 from .keepalive import Heartbeat
-from .transport import set_no_delay
+from .transport import SocketLike, set_no_delay
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -78,9 +79,12 @@ def connect(
     conn = ClientConnection(parsed, settings, origin=origin, extra_headers=extra_headers)
     timeout = settings.open_timeout
     deadline = None if timeout is None else time.monotonic() + timeout
-    if sock is None:
+    connected: SocketLike
+    if sock is not None:
+        connected = sock
+    else:
         if path is not None:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock = connected = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.settimeout(timeout)
             try:
                 sock.connect(path)
@@ -89,14 +93,14 @@ def connect(
                 raise
         else:
             chosen = None if host is not None else proxies.select_proxy(parsed, proxy)
-            sock = _open_tcp(
+            connected = _open_tcp(
                 parsed, chosen, host or parsed.host, port or parsed.port, deadline, proxy_ssl
             )
-    set_no_delay(sock)
+    set_no_delay(connected)
     if ssl:
         assert isinstance(ssl, ssl_module.SSLContext)
-        sock = _start_tls(sock, ssl, server_hostname or parsed.host, deadline)
-    ws = WebSocket(conn, sock)
+        connected = _start_tls(connected, ssl, server_hostname or parsed.host, deadline)
+    ws = WebSocket(conn, connected)
     heartbeat = settings.heartbeat
     if heartbeat is not None:
         ws.heartbeat = Heartbeat(*heartbeat, name="wsframe-client-heartbeat")
@@ -129,7 +133,7 @@ def _open_tcp(
     port: int,
     deadline: Optional[float],
     proxy_ssl: Optional[ssl_module.SSLContext],
-) -> Any:
+) -> SocketLike:
     """A TCP connection to the origin: direct, or a tunnel through ``proxy``."""
     if proxy is None:
         return socket.create_connection((host, port), _remaining(deadline))
@@ -140,7 +144,7 @@ def _open_tcp(
             return SocksProxy(*proxies.socks_arguments(proxy)).connect(
                 uri.host, uri.port, timeout=_remaining(deadline)
             )
-    sock: Any = socket.create_connection((proxy.host, proxy.port), _remaining(deadline))
+    sock: SocketLike = socket.create_connection((proxy.host, proxy.port), _remaining(deadline))
     try:
         if proxy.secure:
             context = proxy_ssl or ssl_module.create_default_context()
@@ -164,14 +168,16 @@ def _open_tcp(
 
 
 def _start_tls(
-    sock: Any, context: ssl_module.SSLContext, hostname: str, deadline: Optional[float]
-) -> Any:
+    sock: SocketLike, context: ssl_module.SSLContext, hostname: str, deadline: Optional[float]
+) -> SocketLike:
     """TLS over ``sock``; over a TLS socket already (an https:// proxy), TLS in TLS."""
     try:
         sock.settimeout(_remaining(deadline))
         if isinstance(sock, ssl_module.SSLSocket):
             return TLSTunnel(sock, context, hostname)
-        return context.wrap_socket(sock, server_hostname=hostname)
+        if isinstance(sock, socket.socket):
+            return context.wrap_socket(sock, server_hostname=hostname)
+        raise ValueError("TLS inside a TLS tunnel inside TLS is not supported")
     except socket.timeout:
         sock.close()
         raise TimeoutError("timed out during the TLS handshake") from None
@@ -223,7 +229,7 @@ class TLSTunnel:
         self._incoming.write(data)
         return True
 
-    def recv_into(self, buffer: Any, nbytes: int = 0) -> int:
+    def recv_into(self, buffer: Union[bytearray, memoryview], nbytes: int = 0) -> int:
         """Read decrypted bytes into ``buffer``; 0 at the end."""
         view = memoryview(buffer)
         size = nbytes or len(view)
@@ -244,7 +250,7 @@ class TLSTunnel:
         buffer = bytearray(size)
         return bytes(buffer[: self.recv_into(buffer)])
 
-    def sendall(self, data: Any) -> None:
+    def sendall(self, data: BytesLike) -> None:
         """Encrypt and send all of ``data``."""
         with self._write_lock:
             with self._lock:

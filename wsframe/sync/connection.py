@@ -32,7 +32,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from ..driver import ConnectionInfo, DriverCore
 from ..errors import (
@@ -43,8 +43,9 @@ from ..errors import (
 )
 from ..events import Accepted, Event, Pong
 from ..state import State
+from ..typing import Data, DataLike
 from . import timer
-from .transport import SocketTransport
+from .transport import SocketLike, SocketTransport
 
 if TYPE_CHECKING:
     from ..connection import Connection
@@ -57,7 +58,7 @@ __all__ = [
     "WebSocket",
 ]
 
-Message = Any  # str | bytes
+Message = Data
 
 _END: Any = object()
 
@@ -114,7 +115,7 @@ class WebSocket(DriverCore, ConnectionInfo):
         "remote_address",
     )
 
-    def __init__(self, conn: Connection, sock: Any) -> None:
+    def __init__(self, conn: Connection, sock: SocketLike) -> None:
         super().__init__(conn)
         # Reentrant: the transport notifies the waiting threads when the socket
         # is shut down, from whichever thread does it, holding the lock or not.
@@ -129,7 +130,7 @@ class WebSocket(DriverCore, ConnectionInfo):
         self._background_due = False  # nobody read for IDLE_READ: the background reads
         self._last_read = 0.0  # when the application last read
         self._idle_timer: Optional[timer.TimerHandle] = None
-        self._soon: Optional[list[Callable[[], Any]]] = None
+        self._soon: Optional[list[Callable[[], object]]] = None
         self._pings: Optional[dict[bytes, list[Any]]] = None
         self._fragment_lock = threading.Lock()
         self._fragmenter: Optional[int] = None
@@ -143,7 +144,7 @@ class WebSocket(DriverCore, ConnectionInfo):
     # ------------------------------------------------------------ properties
 
     @property
-    def socket(self) -> Any:
+    def socket(self) -> SocketLike:
         """The socket (an :class:`ssl.SSLSocket` for ``wss://``)."""
         return self._sock_transport.sock
 
@@ -166,7 +167,7 @@ class WebSocket(DriverCore, ConnectionInfo):
 
     # ------------------------------------------------- the core's I/O model
 
-    def call_soon(self, callback: Callable[[], Any]) -> None:
+    def call_soon(self, callback: Callable[[], object]) -> None:
         """Run ``callback`` once the current step is over (the core's hook).
 
         The reader thread runs it after the read that asked for it; a
@@ -178,7 +179,7 @@ class WebSocket(DriverCore, ConnectionInfo):
             self._soon = []
         self._soon.append(callback)
 
-    def call_later(self, delay: float, callback: Callable[[], Any]) -> timer.TimerHandle:
+    def call_later(self, delay: float, callback: Callable[[], object]) -> timer.TimerHandle:
         """Run ``callback`` under the lock after ``delay`` seconds (the timer thread)."""
 
         def run() -> None:
@@ -450,7 +451,7 @@ class WebSocket(DriverCore, ConnectionInfo):
 
     # -------------------------------------------------------------- sending
 
-    def send(self, message: Any) -> None:
+    def send(self, message: Union[DataLike, Iterable[DataLike]]) -> None:
         """Send a message: ``str`` as text, any bytes-like object as binary.
 
         An iterable of ``str`` (or of bytes-like objects) is sent as one
@@ -469,7 +470,7 @@ class WebSocket(DriverCore, ConnectionInfo):
                     self.run_soon()
             self._drain()
         elif isinstance(message, Iterable):
-            self._send_fragments(iter(message))
+            self._send_fragments(iter(message))  # bytes-like went above
         else:
             raise TypeError(
                 f"cannot send {type(message).__name__}: send str, a bytes-like object, "
@@ -601,7 +602,7 @@ class WebSocket(DriverCore, ConnectionInfo):
     def __enter__(self) -> WebSocket:
         return self
 
-    def __exit__(self, *exc_info: Any) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def __repr__(self) -> str:
@@ -618,7 +619,7 @@ def _is_buffer(obj: Any) -> bool:
         return False
 
 
-def _readable(sock: Any, deadline: float) -> bool:
+def _readable(sock: SocketLike, deadline: float) -> bool:
     """Wait until ``sock`` has something to read, or ``deadline``; whether it has.
 
     The socket stays in blocking mode (a timeout would apply to the threads

@@ -16,11 +16,11 @@ import ssl as ssl_module
 import threading
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from ..admission import ConnectionsPerClient
 from ..connection import ServerConnection, SubprotocolSelector
-from ..handshake import OriginPolicy, OriginsLike, Response
+from ..handshake import HTTPAnswer, OriginPolicy, OriginsLike, http_answer
 from ..handshake import Request as HttpRequest
 from ..options import Options
 from ..state import State
@@ -37,22 +37,11 @@ __all__ = ["Server", "serve"]
 
 logger = logging.getLogger("wsframe.server")
 
-Handler = Callable[[WebSocket], Any]
-ProcessRequest = Callable[[WebSocket, HttpRequest], Any]
+Handler = Callable[[WebSocket], object]
+ProcessRequest = Callable[[WebSocket, HttpRequest], Optional[HTTPAnswer]]
 
-_BUSY = (503, {"Retry-After": "1"}, "Too many connections, retry later\n")
-_FAILED = (500, None, "Internal Server Error\n")
-
-
-def _http_answer(result: Any) -> tuple[int, Any, Any]:
-    """``process_request``'s answer as ``(status, body, headers)``."""
-    if isinstance(result, Response):
-        return result.status, result.body, result.headers
-    status, *rest = result
-    if len(rest) == 1:
-        return status, rest[0], None
-    headers, body = rest
-    return status, body, headers
+_BUSY: HTTPAnswer = (503, {"Retry-After": "1"}, "Too many connections, retry later\n")
+_FAILED: HTTPAnswer = (500, None, "Internal Server Error\n")
 
 
 class Server:
@@ -186,7 +175,7 @@ class Server:
 
     # ----------------------------------------------------------- connection
 
-    def _serve_connection(self, sock: Any, address: Any) -> None:
+    def _serve_connection(self, sock: socket.socket, address: object) -> None:
         try:
             if self._stopping:
                 sock.close()
@@ -201,7 +190,7 @@ class Server:
                 self._threads -= 1
                 self._lock.notify_all()
 
-    def _run_connection(self, sock: Any, address: Any) -> None:
+    def _run_connection(self, sock: socket.socket, address: object) -> None:
         options = self.options
         timeout = options.open_timeout
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -247,7 +236,7 @@ class Server:
 
     def _answer(self, ws: WebSocket, conn: ServerConnection, busy: bool) -> bool:
         """Accept the request, or answer it otherwise; whether the connection opened."""
-        answer: Any = _BUSY if busy else None
+        answer: Optional[HTTPAnswer] = _BUSY if busy else None
         if answer is None and self.process_request is not None:
             try:
                 answer = self.process_request(ws, conn.request)  # type: ignore[arg-type]
@@ -261,11 +250,11 @@ class Server:
                 conn.accept()
             else:
                 try:
-                    status, body, headers = _http_answer(answer)
+                    status, body, headers = http_answer(answer)
                     conn.respond(status, body, headers)
                 except Exception:
                     logger.exception("invalid response from process_request: %r", answer)
-                    status, body, headers = _http_answer(_FAILED)
+                    status, body, headers = http_answer(_FAILED)
                     conn.respond(status, body, headers)
             accepted = answer is None and conn.response is None
             if accepted:
@@ -337,7 +326,7 @@ class Server:
     def __enter__(self) -> Server:
         return self
 
-    def __exit__(self, *exc_info: Any) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.shutdown()
 
 

@@ -16,7 +16,7 @@ import itertools
 import logging
 import threading
 import time
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 __all__ = ["TimerHandle", "call_later"]
 
@@ -28,9 +28,9 @@ class TimerHandle:
 
     __slots__ = ("callback", "cancelled", "when")
 
-    def __init__(self, when: float, callback: Callable[[], Any]) -> None:
+    def __init__(self, when: float, callback: Callable[[], object]) -> None:
         self.when = when
-        self.callback: Optional[Callable[[], Any]] = callback
+        self.callback: Optional[Callable[[], object]] = callback
         self.cancelled = False
 
     def cancel(self) -> None:
@@ -46,7 +46,7 @@ class _Timers:
         self._cond = threading.Condition(threading.Lock())
         self._thread: Optional[threading.Thread] = None
 
-    def call_later(self, delay: float, callback: Callable[[], Any]) -> TimerHandle:
+    def call_later(self, delay: float, callback: Callable[[], object]) -> TimerHandle:
         handle = TimerHandle(time.monotonic() + max(0.0, delay), callback)
         with self._cond:
             heapq.heappush(self._heap, (handle.when, next(self._counter), handle))
@@ -79,6 +79,6 @@ class _Timers:
 _timers = _Timers()
 
 
-def call_later(delay: float, callback: Callable[[], Any]) -> TimerHandle:
+def call_later(delay: float, callback: Callable[[], object]) -> TimerHandle:
     """Run ``callback()`` in the timer thread after ``delay`` seconds."""
     return _timers.call_later(delay, callback)

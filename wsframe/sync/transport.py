@@ -26,7 +26,18 @@ import select
 import socket
 import ssl
 import threading
-from typing import Any, Optional
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Optional, Union, cast
+
+from ..typing import BytesLike
+
+if TYPE_CHECKING:
+    from ..driver import DriverCore
+    from .client import TLSTunnel
+
+#: What the threaded driver reads and writes: a socket (TLS or not, from a
+#: SOCKS proxy or not), or TLS inside TLS through an ``https://`` proxy.
+SocketLike = Union[socket.socket, "TLSTunnel"]
 
 __all__ = ["SocketTransport", "set_no_delay"]
 
@@ -36,13 +47,13 @@ _SMALL_WRITE = 4096
 _MAX_IOV = 512
 
 
-def set_no_delay(sock: Any) -> None:
+def set_no_delay(sock: SocketLike) -> None:
     """Send small frames at once (TCP_NODELAY, as asyncio's TCP transports do)."""
     with contextlib.suppress(OSError, AttributeError):  # a Unix socket
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def _writable(sock: Any) -> bool:
+def _writable(sock: SocketLike) -> bool:
     """Whether ``sock`` has room in its send buffer now (does not block)."""
     try:
         fileno = sock.fileno()
@@ -86,13 +97,13 @@ class SocketTransport:
         "sock",
     )
 
-    def __init__(self, sock: Any, driver: Any, lock: threading.Condition) -> None:
+    def __init__(self, sock: SocketLike, driver: DriverCore, lock: threading.Condition) -> None:
         #: The socket.
         self.sock = sock
         self._driver = driver
         self._lock = lock
         self._send_lock = threading.Lock()
-        self._pending: collections.deque[Any] = collections.deque()
+        self._pending: collections.deque[BytesLike] = collections.deque()
         self._size = 0
         self._high = 64 * 1024
         self._low = 16 * 1024
@@ -108,7 +119,7 @@ class SocketTransport:
 
     # --------------------------------------------------------- the core's side
 
-    def write(self, data: Any) -> None:
+    def write(self, data: BytesLike) -> None:
         """Queue ``data``; the thread that called the core sends it with :meth:`drain`."""
         if self._shut or self._aborted or self._failed:
             return
@@ -117,7 +128,7 @@ class SocketTransport:
         if self._size > self._high and not self._driver.writing_paused:
             self._driver.pause_writing()
 
-    def writelines(self, chunks: Any) -> None:
+    def writelines(self, chunks: Iterable[BytesLike]) -> None:
         """Queue several buffers, in order."""
         for chunk in chunks:
             self.write(chunk)
@@ -180,7 +191,7 @@ class SocketTransport:
             return default
         if name == "socket":
             return sock
-        if isinstance(sock, ssl.SSLSocket) or hasattr(sock, "cipher"):
+        if isinstance(sock, ssl.SSLSocket) or not isinstance(sock, socket.socket):  # TLS
             if name == "ssl_object":
                 return sock
             if name == "peercert":
@@ -253,7 +264,7 @@ class SocketTransport:
                 continue
             chunks = [pending.popleft() for _ in range(min(len(pending), _MAX_IOV))]
             size = sum(map(len, chunks))
-            _sendmsg_all(sock, chunks)
+            _sendmsg_all(cast(socket.socket, sock), chunks)  # _vectored: a plain socket
             self._size -= size
 
     def shutdown_reading(self) -> None:
@@ -285,7 +296,7 @@ class SocketTransport:
                 socket.socket.shutdown(sock, how)
 
 
-def _sendmsg_all(sock: socket.socket, chunks: list[Any]) -> None:
+def _sendmsg_all(sock: socket.socket, chunks: list[BytesLike]) -> None:
     """``sendall`` for several buffers: as few ``sendmsg`` calls as the kernel allows."""
     while chunks:
         sent = sock.sendmsg(chunks)
