@@ -5,8 +5,8 @@
     python bench/hostile_repeat.py --attack compression_bomb --setting echo --reps 500
     python bench/hostile_repeat.py --json out.json
 
-The attacks are those of tests/test_hostile.py (tests/hostile_attacks.py).
-Two settings: ``serve`` is tests/hostile_server.py, ``serve()`` with its
+The attacks are those of tests/hostile/test_hostile.py (tests/hostile/hostile_attacks.py).
+Two settings: ``serve`` is tests/hostile/hostile_server.py, ``serve()`` with its
 defaults (permessage-deflate, 1 MiB messages), run without tracemalloc;
 ``echo`` is ``python -m wsframe echo`` (64 MiB messages), attacked with the
 compression bomb only. One server process per setting and codec takes every
@@ -36,7 +36,7 @@ import time
 from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "hostile"))
 
 from hostile_attacks import (  # noqa: E402
     ATTACKS,

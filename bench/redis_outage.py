@@ -30,7 +30,7 @@ lost by design.
     python bench/redis_outage.py [--scenario all|redis-restart|worker-kill|chat-leave]
                                  [--rate 200] [--down 1.0] [--json PATH]
 
-``tests/test_redis_rooms.py`` runs the same scenarios with assertions.
+``tests/chat/test_redis_rooms.py`` runs the same scenarios with assertions.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ env LD_PRELOAD="$asan" PYTHONMALLOC=malloc \
     ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     python -m pytest -q -p no:cacheprovider -x "$@" \
-      tests/test_mask.py tests/test_encode.py tests/test_decode.py tests/test_utf8.py \
-      tests/test_buffers.py tests/test_frame.py tests/test_differential.py \
-      tests/test_selection.py tests/test_connection.py tests/test_deflate.py \
-      tests/test_interop_sansio.py
+      tests/codec/test_mask.py tests/codec/test_encode.py tests/codec/test_decode.py tests/codec/test_utf8.py \
+      tests/codec/test_buffers.py tests/codec/test_frame.py tests/codec/test_differential.py \
+      tests/codec/test_selection.py tests/sansio/test_connection.py tests/sansio/test_deflate.py \
+      tests/interop/test_interop_sansio.py

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# valgrind memcheck of the C extension: the codec loops of tests/test_leaks.py
+# valgrind memcheck of the C extension: the codec loops of tests/codec/test_leaks.py
 # (decode, encode, mask, UTF-8, error paths included) in a short run. Fails on
 # any memory error or definite leak in wsframe's code (see below for
 # CPython's own noise); Python's allocations that live until exit are
@@ -14,7 +14,7 @@ log=${VALGRIND_LOG:-$(mktemp)}
 [ -n "${VALGRIND_LOG:-}" ] || trap 'rm -f "$log"' EXIT
 export PYTHONUNBUFFERED=1
 status=0
-PYTHONMALLOC=malloc PYTHONPATH=".:tests" valgrind --tool=memcheck --leak-check=full \
+PYTHONMALLOC=malloc PYTHONPATH=".:tests:tests/codec" valgrind --tool=memcheck --leak-check=full \
     --show-leak-kinds=definite --errors-for-leak-kinds=definite \
     --num-callers=30 --log-file="$log" \
     "$PY" - <<'PYEOF' || status=$?

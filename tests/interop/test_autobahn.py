@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 from conftest import require_c
 
-RUN = Path(__file__).resolve().parent / "autobahn" / "run.py"
+RUN = Path(__file__).resolve().parents[1] / "autobahn" / "run.py"
 
 CASES = [
     # 1 framing: text and binary, 0 to 64 KiB

@@ -21,7 +21,7 @@ import pytest
 pytest.importorskip("websockets", minversion="13.0")
 
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 KEY = b"\x37\xfa\x21\x3d"
 
 

@@ -1,6 +1,6 @@
-"""An echo server for tests/test_hostile.py, run in a process of its own.
+"""An echo server for tests/hostile/test_hostile.py, run in a process of its own.
 
-``python tests/hostile_server.py [--open-timeout S] [--close-timeout S]
+``python tests/hostile/hostile_server.py [--open-timeout S] [--close-timeout S]
 [--no-tracemalloc]`` prints ``listening PORT`` once it accepts connections.
 ``GET /_stats`` (plain HTTP) answers JSON: ``traced`` (bytes allocated by
 Python, tracemalloc, after a GC), ``peak`` (their peak since the last

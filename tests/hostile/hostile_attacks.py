@@ -1,9 +1,9 @@
 """Hostile peers over raw sockets, and the servers they attack in a process of their own.
 
-Shared by tests/test_hostile.py (each attack once, then repeated) and
+Shared by tests/hostile/test_hostile.py (each attack once, then repeated) and
 bench/hostile_repeat.py (the long repetitions and their table).
 
-* :class:`ServerProcess` runs tests/hostile_server.py (``serve()`` with its
+* :class:`ServerProcess` runs tests/hostile/hostile_server.py (``serve()`` with its
   defaults: permessage-deflate, 1 MiB messages, an echo handler);
   :class:`EchoProcess` runs ``python -m wsframe echo`` (a :class:`Listener`,
   64 MiB messages, uvloop when installed). ``implementation="python"`` runs
@@ -42,7 +42,7 @@ from wsframe import _codec_py
 IS_PYPY = sys.implementation.name == "pypy"
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+ROOT = os.path.dirname(os.path.dirname(HERE))
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 MASK = b"\x01\x02\x03\x04"
 IDLE_CONNECTIONS = 2000
@@ -115,7 +115,7 @@ class _Process:
 
 
 class ServerProcess(_Process):
-    """tests/hostile_server.py: ``serve()`` with its defaults (and a stats endpoint).
+    """tests/hostile/hostile_server.py: ``serve()`` with its defaults (and a stats endpoint).
 
     ``trace=False`` runs it without tracemalloc (to measure RSS as a
     production server has it); ``close_timeout`` is passed to ``serve()``.
@@ -698,7 +698,7 @@ def _each(attack: Callable[[Server, Any], None], params: Any) -> Callable[[Serve
     return run
 
 
-#: Every attack of tests/test_hostile.py, by name: one round of it (with
+#: Every attack of tests/hostile/test_hostile.py, by name: one round of it (with
 #: every parameter the test takes, except the bomb's two forms, kept apart).
 ATTACKS: dict[str, Callable[[Server], None]] = {
     "plain_http": attack_plain_http,

@@ -10,7 +10,7 @@ A sans-I/O connection failed by its peer (a compression bomb, a message too
 big, corrupt data, a protocol violation, a bad handshake; compiled or twin):
 it holds little memory once failed (a driver may keep it a while), and
 dropping it frees everything at once, with no reference cycle left for the
-garbage collector. Repeated attacks on a real server: tests/test_hostile.py.
+garbage collector. Repeated attacks on a real server: tests/hostile/test_hostile.py.
 """
 
 from __future__ import annotations

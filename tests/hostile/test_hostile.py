@@ -1,6 +1,6 @@
 """Hostile peers against a running server, over raw sockets.
 
-The server (tests/hostile_server.py, an echo server) runs in a process of its
+The server (tests/hostile/hostile_server.py, an echo server) runs in a process of its
 own, once with the C codec and once with the pure-Python one
 (``WSFRAME_NO_EXTENSIONS=1``). After each attack: the server answered with the
 right HTTP status or close code, it still serves a normal client, and the
@@ -13,11 +13,11 @@ the server's RSS, read from /proc without forcing a GC in it, must not grow
 from the first round to the last. A short series runs by default; the long
 one (``--stress`` or ``WSFRAME_STRESS=1``, marker ``stress``) repeats each
 attack 200 times. ``python bench/hostile_repeat.py`` prints the table.
-The attacks themselves live in tests/hostile_attacks.py.
+The attacks themselves live in tests/hostile/hostile_attacks.py.
 
 PyPy has no tracemalloc: there the server measures its GC's memory after a
 collection and, for peaks, the growth of its resident high-water mark
-(tests/hostile_server.py). Both count what the JIT keeps for code it compiles
+(tests/hostile/hostile_server.py). Both count what the JIT keeps for code it compiles
 on the way, and the peak also counts garbage not collected yet, so the bounds
 are coarser there (``TRACED_SLACK``, ``peak_bound``): they still catch a
 compression bomb inflated (64 MiB) or memory kept per connection, not a few MiB.

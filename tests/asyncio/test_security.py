@@ -17,7 +17,7 @@ from asyncio_helpers import async_test, start, within
 from wsframe.asyncio import WebSocket, connect
 from wsframe.errors import InvalidHandshake
 
-SECURITY_MD = Path(__file__).resolve().parent.parent / "docs" / "security.md"
+SECURITY_MD = Path(__file__).resolve().parents[2] / "docs" / "security.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", SECURITY_MD.read_text(encoding="utf-8"), re.DOTALL)
 
 

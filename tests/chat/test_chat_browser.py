@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "docs" / "chat-screenshot.png"
 TIMEOUT_MS = 15_000
 

@@ -48,7 +48,7 @@ if not (REDIS_SERVER and HAVE_REDIS_PY):
         raise RuntimeError(f"test_redis_rooms under CI: {reason}")
     pytest.skip(reason, allow_module_level=True)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 #: A tiny server for the tests: commands over a WebSocket drive a RedisRooms.
 SERVER = r"""

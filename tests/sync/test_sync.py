@@ -34,7 +34,7 @@ from wsframe.errors import (
 from wsframe.state import State
 from wsframe.sync import WebSocket, connect
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def dial(server: Any, path: str = "/", **kwargs: Any) -> WebSocket:

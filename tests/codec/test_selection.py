@@ -18,7 +18,7 @@ from conftest import IS_PYPY, require_c
 import wsframe
 from wsframe import _codec_py
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 _PRINT = "import wsframe; print(wsframe.implementation, wsframe.SIMD_PATH)"
