@@ -655,8 +655,11 @@ def coordinate(args: argparse.Namespace) -> int:
             "elapsed_s": round(time.monotonic() - started, 1),
         }
     )
+    # With one kind of connection only, its figures are the overall ones.
     if not n_plain:
         report["kib_per_conn_traffic_compressed"] = report["kib_per_conn_traffic"]
+    if not n_comp:
+        report["kib_per_conn_traffic_plain"] = report["kib_per_conn_traffic"]
     for key, value in report.items():
         print(f"{key:34} {value}")
     if args.json:
