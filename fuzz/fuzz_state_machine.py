@@ -101,6 +101,20 @@ REQUEST_KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 §1.3's example key
 Message = tuple[str, Union[str, bytes]]  # ("text", str) or ("binary", bytes)
 Sent = tuple[str, Any]  # ("pong", payload) or ("close", code; 1005 for a close frame without one)
 
+# RFC 7692 allows window bits 8-15. CPython's zlib compresses with 9 when
+# asked for 8; PyPy's refuses 8 ("Invalid initialization option"), so
+# websockets cannot take 8 there: its handshake fails or it crashes, not for
+# a protocol reason. On PyPy the fuzzer offers and answers 9-15 only.
+ON_PYPY = sys.implementation.name == "pypy"
+SMALLEST_WINDOW_BITS = 9 if ON_PYPY else 8
+# On PyPy, websockets' permessage-deflate also strays from the model (and
+# from what the same websockets does on CPython) in a few compressed
+# sequences -- e.g. a fragmented message with a small window delivered
+# instead of failed with 1002 -- because PyPy's zlib module differs from
+# CPython's. There, such a sequence is counted (Stats.websockets_zlib_on_pypy)
+# instead of reported, as long as wsframe matches the model: wsframe is
+# still checked against the model on every sequence.
+
 
 # --------------------------------------------------------------------------
 # Where the choices come from
@@ -852,10 +866,10 @@ def generate_setup(c: Choices) -> Setup:
         offer = {
             "server_no_context_takeover": c.chance(0.3),
             "client_no_context_takeover": c.chance(0.3),
-            "server_max_window_bits": c.pick([None, None, 8, 9, 10, 12, 15]),
+            "server_max_window_bits": c.pick([None, None, SMALLEST_WINDOW_BITS, 9, 10, 12, 15]),
             # websockets' client cannot offer 8 (zlib cannot compress with it).
             "client_max_window_bits": c.pick(
-                [None, True, True, 9, 11, 15] + ([8] if role == "server" else [])
+                [None, True, True, 9, 11, 15] + ([SMALLEST_WINDOW_BITS] if role == "server" else [])
             ),
         }
     if role == "server":
@@ -894,15 +908,15 @@ def server_response(c: Choices, offer: dict[str, Any]) -> list[tuple[str, Option
     # §7.1.2.1: server_max_window_bits at most what was offered; may be added.
     smwb = offer["server_max_window_bits"]
     if smwb is not None:
-        params.append(("server_max_window_bits", str(c.integer(8, smwb))))
+        params.append(("server_max_window_bits", str(c.integer(SMALLEST_WINDOW_BITS, smwb))))
     elif c.chance(0.3):
-        params.append(("server_max_window_bits", str(c.integer(8, 15))))
+        params.append(("server_max_window_bits", str(c.integer(SMALLEST_WINDOW_BITS, 15))))
     # §7.1.2.2: client_max_window_bits only if offered, at most the value offered.
     cmwb = offer["client_max_window_bits"]
     if cmwb is not None and c.chance(0.5):
         # 8: both clients refuse (zlib cannot compress with a 256-byte window).
         hi = 15 if cmwb is True else cmwb
-        params.append(("client_max_window_bits", str(c.integer(8, hi))))
+        params.append(("client_max_window_bits", str(c.integer(SMALLEST_WINDOW_BITS, hi))))
     if c.chance(0.05):
         # Invalid answers, refused by both clients (§7.1.2.2, §7.1.1.1, §7).
         bad = c.integer(0, 3)
@@ -1711,6 +1725,9 @@ class Stats:
     outcomes: Counter[str] = dataclasses.field(default_factory=Counter)
     reports: list[Report] = dataclasses.field(default_factory=list)
     disagreements: int = 0
+    #: PyPy only: compressed sequences where websockets, not wsframe, left
+    #: the model (see ON_PYPY).
+    websockets_zlib_on_pypy: int = 0
 
 
 def run_sequence(c: Choices, index: int, stats: Stats) -> Optional[Report]:
@@ -1755,7 +1772,10 @@ def run_sequence(c: Choices, index: int, stats: Stats) -> Optional[Report]:
     if got != expected:
         problems.append("wsframe differs from the model")
     if theirs_got != theirs_expected:
-        problems.append("websockets differs from the model")
+        if ON_PYPY and agreement is not None and not problems:
+            stats.websockets_zlib_on_pypy += 1
+        else:
+            problems.append("websockets differs from the model")
     if problems:
         return Report(
             index, "; ".join(problems), setup, steps, expected, got, theirs_got, theirs_expected
@@ -1801,6 +1821,7 @@ def summary(stats: Stats, seconds: float) -> dict[str, Any]:
         "steps": stats.steps,
         "seconds": round(seconds, 1),
         "disagreements": stats.disagreements,
+        "websockets_zlib_on_pypy": stats.websockets_zlib_on_pypy,
         "known_differences": dict(stats.differences.most_common()),
         "outcomes": dict(stats.outcomes.most_common()),
         "labels": dict(stats.labels.most_common()),
@@ -1843,7 +1864,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(
             f"{result['implementation']} (seed {args.seed}): {result['sequences']} sequences "
             f"({result['steps']} steps) in {result['seconds']} s, "
-            f"{result['disagreements']} disagreement(s); websockets' known differences met: "
+            f"{result['disagreements']} disagreement(s)"
+            + (
+                f" ({stats.websockets_zlib_on_pypy} where only websockets strays, PyPy's zlib)"
+                if ON_PYPY
+                else ""
+            )
+            + "; websockets' known differences met: "
             f"{result['known_differences']}; outcomes: {result['outcomes']}"
         )
         if args.verbose:

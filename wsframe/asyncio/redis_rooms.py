@@ -669,8 +669,11 @@ class RedisRooms:
                 self._set_remote(pid, version, rooms)
         # A process missing from Redis died (its presence expired) or said
         # goodbye; right after an outage it may only not have written its
-        # presence again yet.
-        if now - self._healthy_since >= self.presence_ttl:
+        # presence again yet. The reads above awaited: if an outage began
+        # meanwhile, the subscriber reset _healthy_since (None, or a later
+        # time once reconnected), and nobody is declared gone from them.
+        healthy_since = self._healthy_since
+        if healthy_since is not None and now - healthy_since >= self.presence_ttl:
             for pid in sorted(self._remote):
                 if pid not in seen:
                     self._set_remote(pid, 0, None)
