@@ -8,9 +8,9 @@ encoding builds the whole frame in one ``bytes`` allocation.
 
 Free-threaded CPython (3.13t+): the module keeps the GIL disabled. Each
 :class:`FrameDecoder` and :class:`Utf8Validator` serialises its own methods
-with a per-object critical section (``cython.critical_section``: nothing at
-all on a GIL build), so a decoder fed from two threads at once stays
-memory-safe (frames may interleave; a decoder is still meant for one
+with a per-object critical section (``PyCriticalSection``, through the
+``wsf_cs_*`` macros below: nothing at all on a GIL build), so a decoder fed
+from two threads at once stays memory-safe (frames may interleave; a decoder is still meant for one
 connection's direction). The functions keep no mutable state; module-level
 tables are written once at import.
 """
@@ -50,12 +50,26 @@ cdef extern from *:
     """
     #ifdef Py_GIL_DISABLED
     #  define WSF_FREE_THREADED 1
+    typedef PyCriticalSection wsf_cs_t;
+    #  define wsf_cs_begin(cs, op) PyCriticalSection_Begin((cs), (op))
+    #  define wsf_cs_end(cs) PyCriticalSection_End(cs)
     #else
     #  define WSF_FREE_THREADED 0
+    typedef int wsf_cs_t;
+    #  define wsf_cs_begin(cs, op) ((void)(cs), (void)(op))
+    #  define wsf_cs_end(cs) ((void)(cs))
     #endif
     """
     # 1 on a free-threaded build (Py_GIL_DISABLED), else 0: a C constant.
     bint WSF_FREE_THREADED
+    # A per-object critical section (PyCriticalSection, CPython 3.13+) on a
+    # free-threaded build; on a GIL build the macros are empty and the
+    # object is not even referenced, so the hot path is unchanged (Cython's
+    # `with cython.critical_section(obj)` holds a reference to obj even there).
+    # Always paired as begin; try: ... finally: end.
+    ctypedef int wsf_cs_t
+    void wsf_cs_begin(wsf_cs_t *cs, object op)
+    void wsf_cs_end(wsf_cs_t *cs)
 
 cdef extern from "mask.h" nogil:
     int wsf_mask_init(const char *force)
@@ -600,26 +614,38 @@ cdef class FrameDecoder:
     @property
     def buffered(self):
         """Bytes received and held that are not yet part of a returned frame."""
-        with cython.critical_section(self):
+        cdef wsf_cs_t cs
+        wsf_cs_begin(&cs, self)
+        try:
             if self._partial != NULL:
                 return self._pheader + self._pfill
             return self._hdr_len
+        finally:
+            wsf_cs_end(&cs)
 
     @property
     def partial(self):
         """``(opcode, rsv1, received)`` of the frame whose payload is arriving, or None."""
-        with cython.critical_section(self):
+        cdef wsf_cs_t cs
+        wsf_cs_begin(&cs, self)
+        try:
             if self._partial == NULL:
                 return None
             return (self._b0 & 0x0F, (self._b0 & 0x40) != 0, self._pfill)
+        finally:
+            wsf_cs_end(&cs)
 
     @property
     def partial_length(self):
         """The payload length, from its header, of the frame whose payload is arriving, or None."""
-        with cython.critical_section(self):
+        cdef wsf_cs_t cs
+        wsf_cs_begin(&cs, self)
+        try:
             if self._partial == NULL:
                 return None
             return self._plen
+        finally:
+            wsf_cs_end(&cs)
 
     def partial_payload(self, start=0):
         """The payload received so far of the frame in progress, unmasked, from ``start``."""
@@ -627,12 +653,16 @@ cdef class FrameDecoder:
         value = _index(start)
         if value < 0:
             raise ValueError(f"start must be >= 0, not {value}")
-        with cython.critical_section(self):
+        cdef wsf_cs_t cs
+        wsf_cs_begin(&cs, self)
+        try:
             if self._partial == NULL or value >= self._pfill:
                 return b""
             offset = value
             return PyBytes_FromStringAndSize(
                 PyBytes_AS_STRING(<object>self._partial) + offset, self._pfill - offset)
+        finally:
+            wsf_cs_end(&cs)
 
     cpdef list feed(self, object data, object size=None):
         """Add received bytes; return the list of frames they complete, in order.
@@ -644,7 +674,9 @@ cdef class FrameDecoder:
         only touched inside it.
         """
         cdef Py_buffer view
-        with cython.critical_section(self):
+        cdef wsf_cs_t cs
+        wsf_cs_begin(&cs, self)
+        try:
             if self._error_cls is not None:
                 raise self._error_cls(self._error_msg)
             if type(data) is bytes and size is None:
@@ -655,6 +687,8 @@ cdef class FrameDecoder:
                 return self._feed(<const unsigned char *>view.buf, _prefix_size(view.len, size))
             finally:
                 PyBuffer_Release(&view)
+        finally:
+            wsf_cs_end(&cs)
 
     cdef list _feed(self, const unsigned char *p, Py_ssize_t n):
         cdef list out = []
@@ -825,7 +859,9 @@ cdef class Utf8Validator:
         """
         cdef Py_buffer view
         cdef wsf_utf8_state state
-        with cython.critical_section(self):
+        cdef wsf_cs_t cs
+        wsf_cs_begin(&cs, self)
+        try:
             if type(data) is bytes:
                 state = wsf_utf8_validate(self._state,
                                           <const unsigned char *>PyBytes_AS_STRING(data),
@@ -840,11 +876,17 @@ cdef class Utf8Validator:
                 return state == WSF_UTF8_ACCEPT
             self._state = state
             return state != WSF_UTF8_REJECT
+        finally:
+            wsf_cs_end(&cs)
 
     def reset(self):
         """Forget everything fed so far."""
-        with cython.critical_section(self):
+        cdef wsf_cs_t cs
+        wsf_cs_begin(&cs, self)
+        try:
             self._state = WSF_UTF8_ACCEPT
+        finally:
+            wsf_cs_end(&cs)
 
 
 def validate_utf8(data):
