@@ -174,6 +174,7 @@ def _extensions() -> list[Extension]:
             "cdivision": True,
             "initializedcheck": False,
             "embedsignature": True,
+            "freethreading_compatible": True,
         },
     )
     twins = [
@@ -187,11 +188,20 @@ def _extensions() -> list[Extension]:
     ]
     # The twins keep Python's semantics exactly: annotations do not type
     # (the .pxd does), indexing is checked and negative indices wrap.
+    # Every module declares itself free-threading compatible (Cython 3.1+):
+    # on a free-threaded CPython importing it keeps the GIL disabled. What a
+    # twin shares between threads is locked (see _connection_py._MaskKeys);
+    # a connection and its driver are used under the sync driver's lock or on
+    # one event loop's thread.
     extensions += cythonize(
         twins,
         language_level=3,
         include_path=[TWIN_BUILD_DIR, "."],
-        compiler_directives={"annotation_typing": False, "embedsignature": True},
+        compiler_directives={
+            "annotation_typing": False,
+            "embedsignature": True,
+            "freethreading_compatible": True,
+        },
     )
     return extensions
 

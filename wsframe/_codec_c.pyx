@@ -1,10 +1,18 @@
-# cython: language_level=3, freethreading_compatible=False
+# cython: language_level=3, freethreading_compatible=True
 """The compiled frame codec: Cython over the C kernels in ``csrc/``.
 
 Same names and behaviour as :mod:`wsframe._codec_py`; the contract both follow
 is ``docs/codec.md``. Decoding creates one ``bytes`` per payload at its final
 size and unmasks straight into it, and one small :class:`Frame` per frame;
 encoding builds the whole frame in one ``bytes`` allocation.
+
+Free-threaded CPython (3.13t+): the module keeps the GIL disabled. Each
+:class:`FrameDecoder` and :class:`Utf8Validator` serialises its own methods
+with a per-object critical section (``PyCriticalSection``, through the
+``wsf_cs_*`` macros below: nothing at all on a GIL build), so a decoder fed
+from two threads at once stays memory-safe (frames may interleave; a decoder is still meant for one
+connection's direction). The functions keep no mutable state; module-level
+tables are written once at import.
 """
 
 cimport cython
@@ -37,6 +45,31 @@ cdef extern from "Python.h":
     char *PyByteArray_AS_STRING(object o)
     Py_ssize_t PyByteArray_GET_SIZE(object o)
     Py_ssize_t PY_SSIZE_T_MAX
+
+cdef extern from *:
+    """
+    #ifdef Py_GIL_DISABLED
+    #  define WSF_FREE_THREADED 1
+    typedef PyCriticalSection wsf_cs_t;
+    #  define wsf_cs_begin(cs, op) PyCriticalSection_Begin((cs), (op))
+    #  define wsf_cs_end(cs) PyCriticalSection_End(cs)
+    #else
+    #  define WSF_FREE_THREADED 0
+    typedef int wsf_cs_t;
+    #  define wsf_cs_begin(cs, op) ((void)(cs), (void)(op))
+    #  define wsf_cs_end(cs) ((void)(cs))
+    #endif
+    """
+    # 1 on a free-threaded build (Py_GIL_DISABLED), else 0: a C constant.
+    bint WSF_FREE_THREADED
+    # A per-object critical section (PyCriticalSection, CPython 3.13+) on a
+    # free-threaded build; on a GIL build the macros are empty and the
+    # object is not even referenced, so the hot path is unchanged (Cython's
+    # `with cython.critical_section(obj)` holds a reference to obj even there).
+    # Always paired as begin; try: ... finally: end.
+    ctypedef int wsf_cs_t
+    void wsf_cs_begin(wsf_cs_t *cs, object op)
+    void wsf_cs_end(wsf_cs_t *cs)
 
 cdef extern from "mask.h" nogil:
     int wsf_mask_init(const char *force)
@@ -242,7 +275,11 @@ def mask_inplace(buffer, key, phase=0):
     cdef unsigned char k[4]
     cdef unsigned start, next_phase
     cdef unsigned char *dst
-    if (PyByteArray_CheckExact(buffer) and type(key) is bytes
+    # The bytearray fast path relies on the GIL: without it another thread
+    # could resize the bytearray under the pointer. On a free-threaded build
+    # (WSF_FREE_THREADED, a compile-time constant) the buffer protocol below
+    # holds an export instead, which makes a concurrent resize fail.
+    if (not WSF_FREE_THREADED and PyByteArray_CheckExact(buffer) and type(key) is bytes
             and PyBytes_GET_SIZE(key) == 4):
         start = 0 if phase is _ZERO else _read_phase(phase)
         # Read after _read_phase (which may run Python code): no Python code
@@ -577,23 +614,38 @@ cdef class FrameDecoder:
     @property
     def buffered(self):
         """Bytes received and held that are not yet part of a returned frame."""
-        if self._partial != NULL:
-            return self._pheader + self._pfill
-        return self._hdr_len
+        cdef wsf_cs_t cs
+        wsf_cs_begin(&cs, self)
+        try:
+            if self._partial != NULL:
+                return self._pheader + self._pfill
+            return self._hdr_len
+        finally:
+            wsf_cs_end(&cs)
 
     @property
     def partial(self):
         """``(opcode, rsv1, received)`` of the frame whose payload is arriving, or None."""
-        if self._partial == NULL:
-            return None
-        return (self._b0 & 0x0F, (self._b0 & 0x40) != 0, self._pfill)
+        cdef wsf_cs_t cs
+        wsf_cs_begin(&cs, self)
+        try:
+            if self._partial == NULL:
+                return None
+            return (self._b0 & 0x0F, (self._b0 & 0x40) != 0, self._pfill)
+        finally:
+            wsf_cs_end(&cs)
 
     @property
     def partial_length(self):
         """The payload length, from its header, of the frame whose payload is arriving, or None."""
-        if self._partial == NULL:
-            return None
-        return self._plen
+        cdef wsf_cs_t cs
+        wsf_cs_begin(&cs, self)
+        try:
+            if self._partial == NULL:
+                return None
+            return self._plen
+        finally:
+            wsf_cs_end(&cs)
 
     def partial_payload(self, start=0):
         """The payload received so far of the frame in progress, unmasked, from ``start``."""
@@ -601,28 +653,42 @@ cdef class FrameDecoder:
         value = _index(start)
         if value < 0:
             raise ValueError(f"start must be >= 0, not {value}")
-        if self._partial == NULL or value >= self._pfill:
-            return b""
-        offset = value
-        return PyBytes_FromStringAndSize(
-            PyBytes_AS_STRING(<object>self._partial) + offset, self._pfill - offset)
+        cdef wsf_cs_t cs
+        wsf_cs_begin(&cs, self)
+        try:
+            if self._partial == NULL or value >= self._pfill:
+                return b""
+            offset = value
+            return PyBytes_FromStringAndSize(
+                PyBytes_AS_STRING(<object>self._partial) + offset, self._pfill - offset)
+        finally:
+            wsf_cs_end(&cs)
 
     cpdef list feed(self, object data, object size=None):
         """Add received bytes; return the list of frames they complete, in order.
 
         ``size``: take only the first ``size`` bytes of ``data``.
+
+        Serialised per decoder (a critical section on free-threaded builds):
+        the partial payload, the held header bytes and the error state are
+        only touched inside it.
         """
         cdef Py_buffer view
-        if self._error_cls is not None:
-            raise self._error_cls(self._error_msg)
-        if type(data) is bytes and size is None:
-            return self._feed(<const unsigned char *>PyBytes_AS_STRING(data),
-                              PyBytes_GET_SIZE(data))
-        _acquire(data, &view, "data", False)
+        cdef wsf_cs_t cs
+        wsf_cs_begin(&cs, self)
         try:
-            return self._feed(<const unsigned char *>view.buf, _prefix_size(view.len, size))
+            if self._error_cls is not None:
+                raise self._error_cls(self._error_msg)
+            if type(data) is bytes and size is None:
+                return self._feed(<const unsigned char *>PyBytes_AS_STRING(data),
+                                  PyBytes_GET_SIZE(data))
+            _acquire(data, &view, "data", False)
+            try:
+                return self._feed(<const unsigned char *>view.buf, _prefix_size(view.len, size))
+            finally:
+                PyBuffer_Release(&view)
         finally:
-            PyBuffer_Release(&view)
+            wsf_cs_end(&cs)
 
     cdef list _feed(self, const unsigned char *p, Py_ssize_t n):
         cdef list out = []
@@ -793,24 +859,34 @@ cdef class Utf8Validator:
         """
         cdef Py_buffer view
         cdef wsf_utf8_state state
-        if type(data) is bytes:
-            state = wsf_utf8_validate(self._state,
-                                      <const unsigned char *>PyBytes_AS_STRING(data),
-                                      <size_t>PyBytes_GET_SIZE(data))
-        else:
-            _acquire(data, &view, "data", False)
-            state = wsf_utf8_validate(self._state, <const unsigned char *>view.buf,
-                                      <size_t>view.len)
-            PyBuffer_Release(&view)
-        if final:
-            self._state = WSF_UTF8_ACCEPT
-            return state == WSF_UTF8_ACCEPT
-        self._state = state
-        return state != WSF_UTF8_REJECT
+        cdef wsf_cs_t cs
+        wsf_cs_begin(&cs, self)
+        try:
+            if type(data) is bytes:
+                state = wsf_utf8_validate(self._state,
+                                          <const unsigned char *>PyBytes_AS_STRING(data),
+                                          <size_t>PyBytes_GET_SIZE(data))
+            else:
+                _acquire(data, &view, "data", False)
+                state = wsf_utf8_validate(self._state, <const unsigned char *>view.buf,
+                                          <size_t>view.len)
+                PyBuffer_Release(&view)
+            if final:
+                self._state = WSF_UTF8_ACCEPT
+                return state == WSF_UTF8_ACCEPT
+            self._state = state
+            return state != WSF_UTF8_REJECT
+        finally:
+            wsf_cs_end(&cs)
 
     def reset(self):
         """Forget everything fed so far."""
-        self._state = WSF_UTF8_ACCEPT
+        cdef wsf_cs_t cs
+        wsf_cs_begin(&cs, self)
+        try:
+            self._state = WSF_UTF8_ACCEPT
+        finally:
+            wsf_cs_end(&cs)
 
 
 def validate_utf8(data):

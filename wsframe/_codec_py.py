@@ -17,6 +17,7 @@ from __future__ import annotations
 import codecs
 import operator
 import platform
+import threading
 from typing import Any, Optional, Union
 
 from .errors import MessageTooBig, ProtocolError
@@ -460,6 +461,7 @@ class FrameDecoder:
         "_allow_rsv1",
         "_buf",
         "_failed",
+        "_lock",
         "_max",
         "_partial",
         "_pos",
@@ -490,6 +492,10 @@ class FrameDecoder:
         self._pos = 0
         self._partial: Optional[tuple[int, int, int, int]] = None
         self._failed: Optional[tuple[type[ProtocolError], str, int]] = None
+        # Serialises feed() and the partial-payload readers, as the compiled
+        # decoder's critical section does (free-threaded Python: a decoder
+        # fed from two threads at once stays consistent).
+        self._lock = threading.Lock()
 
     @property
     def role(self) -> str:
@@ -509,11 +515,12 @@ class FrameDecoder:
     @property
     def partial(self) -> Optional[tuple[int, bool, int]]:
         """``(opcode, rsv1, received)`` of the frame whose payload is arriving, or None."""
-        partial = self._partial
-        if partial is None:
-            return None
-        opcode, b0, offset, _ = partial
-        return (opcode, (b0 & 0x40) != 0, len(self._buf) - self._pos - offset)
+        with self._lock:
+            partial = self._partial
+            if partial is None:
+                return None
+            opcode, b0, offset, _ = partial
+            return (opcode, (b0 & 0x40) != 0, len(self._buf) - self._pos - offset)
 
     @property
     def partial_length(self) -> Optional[int]:
@@ -526,6 +533,10 @@ class FrameDecoder:
         start = _index(start)
         if start < 0:
             raise ValueError(f"start must be >= 0, not {start}")
+        with self._lock:
+            return self._partial_payload(start)
+
+    def _partial_payload(self, start: int) -> bytes:
         partial = self._partial
         if partial is None:
             return b""
@@ -546,7 +557,8 @@ class FrameDecoder:
     @property
     def buffered(self) -> int:
         """Bytes received and held but not yet returned as frames."""
-        return len(self._buf) - self._pos
+        with self._lock:
+            return len(self._buf) - self._pos
 
     def feed(self, data: Any, size: Optional[int] = None) -> list[Frame]:
         """Append ``data`` and return, in order, every frame now complete.
@@ -558,6 +570,10 @@ class FrameDecoder:
         the frames completed earlier in this call. The decoder then stays
         failed and every later call raises the same error with no frames.
         """
+        with self._lock:
+            return self._feed(data, size)
+
+    def _feed(self, data: Any, size: Optional[int]) -> list[Frame]:
         failed = self._failed
         if failed is not None:
             raise failed[0](failed[1], failed[2])
@@ -711,14 +727,19 @@ class Utf8Validator:
     :meth:`reset`.
     """
 
-    __slots__ = ("_decoder", "_failed")
+    __slots__ = ("_decoder", "_failed", "_lock")
 
     def __init__(self) -> None:
         self._decoder = _Utf8IncrementalDecoder("strict")
         self._failed = False
+        self._lock = threading.Lock()
 
     def reset(self) -> None:
         """Return to the initial state (start of a new message)."""
+        with self._lock:
+            self._reset()
+
+    def _reset(self) -> None:
         self._decoder.reset()
         self._failed = False
 
@@ -732,25 +753,26 @@ class Utf8Validator:
         """
         mv = _view(data, "data")
         try:
-            ok = not self._failed
-            if ok:
-                decoder = self._decoder
-                try:
-                    decoder.decode(mv, bool(final))
-                except UnicodeDecodeError:
-                    ok = False
-                else:
-                    if not final:
-                        # CPython's decoder waits for a third byte before
-                        # rejecting ED A0..BF (a surrogate); reject it now.
-                        pending = decoder.getstate()[0]
-                        if len(pending) == 2 and pending[0] == 0xED and pending[1] >= 0xA0:
-                            ok = False
-                if not ok:
-                    self._failed = True
-            if final:
-                self.reset()
-            return ok
+            with self._lock:
+                ok = not self._failed
+                if ok:
+                    decoder = self._decoder
+                    try:
+                        decoder.decode(mv, bool(final))
+                    except UnicodeDecodeError:
+                        ok = False
+                    else:
+                        if not final:
+                            # CPython's decoder waits for a third byte before
+                            # rejecting ED A0..BF (a surrogate); reject it now.
+                            pending = decoder.getstate()[0]
+                            if len(pending) == 2 and pending[0] == 0xED and pending[1] >= 0xA0:
+                                ok = False
+                    if not ok:
+                        self._failed = True
+                if final:
+                    self._reset()
+                return ok
         finally:
             mv.release()
 

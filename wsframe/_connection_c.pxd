@@ -12,6 +12,7 @@ cdef object _CONNECTING, _OPEN, _CLOSING, _CLOSED
 
 
 cdef class _MaskKeys:
+    cdef object _lock
     cdef bytes _pool
     cdef Py_ssize_t _pos
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import os
+import threading
 from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, Union
 
 from .assembler import MessageAssembler, invalid_utf8
@@ -39,23 +40,34 @@ BroadcastCache = dict[Any, bytes]
 
 
 class _MaskKeys:
-    """Masking keys cut from a pooled ``os.urandom`` buffer, not a syscall each."""
+    """Masking keys cut from a pooled ``os.urandom`` buffer, not a syscall each.
 
-    __slots__ = ("_pool", "_pos")
+    One pool per process, shared by every client connection of every thread,
+    so it is locked: without the GIL two threads could otherwise be handed
+    the same key, or (compiled) read the pool while another replaces it.
+    Only clients mask, so a server's path never takes the lock.
+    """
+
+    __slots__ = ("_lock", "_pool", "_pos")
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
         self._pool = b""
         self._pos = 0
 
     def next(self) -> bytes:
-        pos = self._pos
-        if pos >= len(self._pool):
-            self._pool = os.urandom(4096)
-            pos = 0
-        self._pos = pos + 4
-        return self._pool[pos : pos + 4]
+        with self._lock:
+            pos = self._pos
+            if pos >= len(self._pool):
+                self._pool = os.urandom(4096)
+                pos = 0
+            self._pos = pos + 4
+            return self._pool[pos : pos + 4]
 
     def reset(self) -> None:
+        # After a fork (one thread left): a new lock, as another thread of
+        # the parent may have held the old one.
+        self._lock = threading.Lock()
         self._pool = b""
         self._pos = 0
 
