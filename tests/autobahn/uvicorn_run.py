@@ -38,6 +38,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+# The kosoku next to this interpreter (its venv) first, as run.py finds it.
+_BESIDE = Path(sys.executable).parent / "kosoku"
+KOSOKU = str(_BESIDE) if _BESIDE.is_file() and os.access(_BESIDE, os.X_OK) else shutil.which("kosoku")
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 HOST = "127.0.0.1"
@@ -136,7 +140,7 @@ def run_one(impl: str, args: argparse.Namespace) -> Path:
     )
     try:
         wait_for_port(server, port)
-        command = ["kosoku", "-m", "fuzzingclient", f"{HOST}:{port}", "-o", str(outdir)]
+        command = [KOSOKU or "kosoku", "-m", "fuzzingclient", f"{HOST}:{port}", "-o", str(outdir)]
         command += ["-p", str(args.parallel)]
         for pattern in args.cases or ():
             command += ["-i", pattern]
@@ -216,7 +220,7 @@ def main() -> int:
     if args.serve:
         serve(args.serve, args.port)
         return 0
-    if shutil.which("kosoku") is None:
+    if KOSOKU is None:
         print("kosoku is not installed", file=sys.stderr)
         return 2
     failed = 0
