@@ -40,7 +40,8 @@ from typing import Any
 
 # The kosoku next to this interpreter (its venv) first, as run.py finds it.
 _BESIDE = Path(sys.executable).parent / "kosoku"
-KOSOKU = str(_BESIDE) if _BESIDE.is_file() and os.access(_BESIDE, os.X_OK) else shutil.which("kosoku")
+_RUNNABLE = _BESIDE.is_file() and os.access(_BESIDE, os.X_OK)
+KOSOKU = str(_BESIDE) if _RUNNABLE else shutil.which("kosoku")
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
