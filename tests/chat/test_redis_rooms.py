@@ -87,42 +87,16 @@ asyncio.run(main())
 """
 
 
-class RedisServer:
-    """A ``redis-server`` subprocess on a loopback port, stopped by PID."""
+def _outage() -> Any:
+    """``bench/redis_outage.py``: the scenarios the benchmark reports."""
+    bench = str(ROOT / "bench")
+    if bench not in sys.path:
+        sys.path.insert(0, bench)
+    return importlib.import_module("redis_outage")
 
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: Optional[subprocess.Popen[bytes]] = None
 
-    def start(self) -> None:
-        assert REDIS_SERVER is not None
-        self.process = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), 0.2) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait()
+# One redis-server runner for the tests and bench/redis_outage.py.
+RedisServer = _outage().RedisServer
 
 
 @pytest.fixture
@@ -677,14 +651,6 @@ PYPY_IN_FLIGHT = pytest.mark.xfail(
     "than the CPython-calibrated bounds allow",
     strict=False,
 )
-
-
-def _outage() -> Any:
-    """``bench/redis_outage.py``: the scenarios the benchmark reports."""
-    bench = str(ROOT / "bench")
-    if bench not in sys.path:
-        sys.path.insert(0, bench)
-    return importlib.import_module("redis_outage")
 
 
 @PYPY_IN_FLIGHT
