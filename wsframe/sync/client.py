@@ -141,9 +141,11 @@ def _open_tcp(
         from python_socks.sync import Proxy as SocksProxy
 
         with proxies.socks_errors(proxy):
-            return SocksProxy(*proxies.socks_arguments(proxy)).connect(
+            # python-socks may be absent when type-checking (it is optional).
+            tunnel: socket.socket = SocksProxy(*proxies.socks_arguments(proxy)).connect(
                 uri.host, uri.port, timeout=_remaining(deadline)
             )
+            return tunnel
     sock: SocketLike = socket.create_connection((proxy.host, proxy.port), _remaining(deadline))
     try:
         if proxy.secure:
