@@ -59,6 +59,12 @@ async def eventually(predicate: Callable[[], bool], timeout: float = STEP) -> No
         await asyncio.sleep(0.005)
 
 
+async def echo(ws: Any) -> None:
+    """A handler that sends every message back."""
+    async for message in ws:
+        await ws.send(message)
+
+
 async def start(handler: Any, **options: Any) -> Server:
     """Start a server on an OS-chosen loopback port."""
     if "path" not in options and "sock" not in options:

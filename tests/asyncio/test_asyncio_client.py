@@ -32,12 +32,6 @@ from wsframe.errors import InvalidHandshake
 from wsframe.events import CloseReceived, Ping
 
 
-@pytest.fixture
-def asyncio_codec(active_codec):
-    """The codec of this run (the asyncio layer's)."""
-    return active_codec
-
-
 class Delays:
     """Replaces ``random.uniform``: records the upper bounds, returns them."""
 

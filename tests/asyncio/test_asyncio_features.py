@@ -19,6 +19,7 @@ from asyncio_helpers import (
     RawPeer,
     RawServer,
     async_test,
+    echo,
     eventually,
     raw_client,
     start,
@@ -45,17 +46,6 @@ from wsframe.frames import Opcode
 
 # The package exports a function of the same name as this module.
 broadcast_module = importlib.import_module("wsframe.asyncio.broadcast")
-
-
-@pytest.fixture
-def asyncio_codec(active_codec):
-    """The codec of this run (the asyncio layer's)."""
-    return active_codec
-
-
-async def echo(ws: WebSocket) -> None:
-    async for message in ws:
-        await ws.send(message)
 
 
 # ------------------------------------------------------------- connection API

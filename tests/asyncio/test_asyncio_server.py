@@ -15,6 +15,7 @@ import pytest
 from asyncio_helpers import (
     Capture,
     async_test,
+    echo,
     eventually,
     http_exchange,
     raw_client,
@@ -36,18 +37,6 @@ from wsframe.asyncio import (
 from wsframe.errors import InvalidHandshake
 from wsframe.events import BinaryMessage, CloseReceived, Ping, TextMessage
 from wsframe.handshake import Response
-
-
-@pytest.fixture
-def asyncio_codec(active_codec):
-    """The codec of this run (the asyncio layer's)."""
-    return active_codec
-
-
-async def echo(ws: WebSocket) -> None:
-    async for message in ws:
-        await ws.send(message)
-
 
 # ----------------------------------------------------------------- heartbeats
 
