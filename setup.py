@@ -120,7 +120,7 @@ def _compile_args() -> tuple[list[str], list[str]]:
 #: Modules written in Python and compiled by Cython in its pure Python mode:
 #: ``wsframe/_NAME_py.py`` is the pure-Python twin and the source of
 #: ``wsframe._NAME_c``, typed by ``wsframe/_NAME_c.pxd``.
-TWINS = ("_assembler", "_connection", "_driver")
+TWINS = ("_counters", "_assembler", "_connection", "_driver")
 #: Where the twins' sources are copied under their compiled name.
 TWIN_BUILD_DIR = os.path.join("build", "twins")
 

@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, Union
 from .assembler import MessageAssembler, invalid_utf8
 from .closing import close_payload, failure_reason, parse_close
 from .codec import FrameDecoder, encode_frame
+from .counters import utf8_length
 from .errors import InvalidState, ProtocolError, drop_traceback
 from .events import BinaryMessage, CloseReceived, Event, Ping, Pong, TextMessage
 from .ratelimit import TokenBucket
 from .state import State
 
 if TYPE_CHECKING:
+    from .counters import Counters
     from .deflate import PerMessageDeflate
     from .options import Options
 
@@ -106,6 +108,7 @@ class Connection:
         "close_sent",
         "close_transport",
         "closed_by",
+        "counters",
         "defer_failure",
         "deflate",
         "error",
@@ -150,6 +153,9 @@ class Connection:
         #: until :meth:`fail_pending`, so the application can still answer
         #: them (drivers that deliver asynchronously set it).
         self.defer_failure = False
+        #: Where messages, frames, pings and pongs are counted (the driver's
+        #: :class:`~wsframe.stats.Counters`), or None: not counted.
+        self.counters: Optional[Counters] = None
         #: While true, automatic pongs are not queued: only the most recent
         #: ping's is kept, for :meth:`release_pong` (RFC 6455 §5.5.3). A driver
         #: sets it while the peer does not read what is sent to it, so that a
@@ -266,6 +272,10 @@ class Connection:
     def _send_message(self, opcode: int, data: Any, fin: bool) -> None:
         self._check_open()
         self._check_no_fragments()
+        counters = self.counters
+        if counters is not None:
+            counters.frames_sent += 1
+            _count_sent(counters, opcode, data, fin)
         if fin:
             self._out.append(self._encode(opcode, data))
             return
@@ -301,6 +311,14 @@ class Connection:
             self._check_open()
         if self._tx_opcode:
             self._check_no_fragments()
+        counters = self.counters
+        if counters is not None:
+            counters.frames_sent += 1
+            if type(data) is bytes:
+                counters.messages_sent_binary += 1
+                counters.message_bytes_sent += len(data)
+            else:
+                counters.message_sent(data)
         return self._encode(_OP_TEXT if type(data) is str else _OP_BINARY, data)
 
     def frame_for_broadcast(self, message: Any, shared: BroadcastCache) -> bytes:
@@ -331,6 +349,11 @@ class Connection:
         frame = shared.get(key)
         if frame is None:
             frame = shared[key] = self.encode_message(message)
+        else:
+            counters = self.counters
+            if counters is not None:
+                counters.frames_sent += 1
+                counters.message_sent(message)
         return frame
 
     def send_continuation(self, data: Any, fin: bool) -> None:
@@ -342,6 +365,10 @@ class Connection:
             if self._tx_opcode != _OP_TEXT:
                 raise TypeError("a binary message cannot continue with str data")
             data = data.encode()
+        counters = self.counters
+        if counters is not None:
+            counters.frames_sent += 1
+            _count_sent(counters, self._tx_opcode, data, fin)
         if self._tx_compressed and self.deflate is not None:
             data = self.deflate.compress_fragment(data, fin)
         self._out.append(encode_frame(_OP_CONT, data, fin=fin, mask=self._mask()))
@@ -353,18 +380,29 @@ class Connection:
         """Send a ping (at most 125 bytes of payload)."""
         self._check_open()
         self._out.append(encode_frame(_OP_PING, payload, mask=self._mask()))
+        counters = self.counters
+        if counters is not None:
+            counters.frames_sent += 1
+            counters.pings_sent += 1
 
     def send_pong(self, payload: Any = b"") -> None:
         """Send an unsolicited pong or answer a ping (with ``auto_pong=False``)."""
         self._check_open()
-        self._out.append(encode_frame(_OP_PONG, payload, mask=self._mask()))
+        self._queue_pong(payload)
 
     def release_pong(self) -> None:
         """Queue the pong held back while :attr:`hold_pongs` was set, if any."""
         payload = self._held_pong
         self._held_pong = None
         if payload is not None and self._answers_pings():
-            self._out.append(encode_frame(_OP_PONG, payload, mask=self._mask()))
+            self._queue_pong(payload)
+
+    def _queue_pong(self, payload: Any) -> None:
+        self._out.append(encode_frame(_OP_PONG, payload, mask=self._mask()))
+        counters = self.counters
+        if counters is not None:
+            counters.frames_sent += 1
+            counters.pongs_sent += 1
 
     def _answers_pings(self) -> bool:
         """Whether a ping is still answered: RFC 6455 §5.5.2 requires a pong
@@ -392,6 +430,8 @@ class Connection:
 
     def _send_close(self, payload: bytes, code: Optional[int], reason: str) -> None:
         self._out.append(encode_frame(_OP_CLOSE, payload, mask=self._mask()))
+        if self.counters is not None:
+            self.counters.frames_sent += 1
         self.close_sent = (code, reason)
 
     # --------------------------------------------------------------- receiving
@@ -451,6 +491,8 @@ class Connection:
     def _open(self, deflate: Optional[PerMessageDeflate]) -> None:
         """The handshake succeeded: start exchanging frames."""
         self.deflate = deflate
+        if deflate is not None:
+            deflate.counters = self.counters
         # No frame may exceed the message limit (compressed frames included),
         # so an oversize frame is refused from its header.
         self._decoder = FrameDecoder(
@@ -468,6 +510,9 @@ class Connection:
         except ProtocolError as exc:
             frames = exc.frames
             error = drop_traceback(exc)
+        counters = self.counters
+        if counters is not None:
+            counters.frames_received += len(frames)
         if self._paused:
             # Keep the frames as they are (compressed payloads stay
             # compressed) until resume(): at most what one read brought.
@@ -508,6 +553,7 @@ class Connection:
 
     def _process_frames(self, frames: Any, error: Optional[ProtocolError]) -> None:
         on_message = self.on_message
+        counters = self.counters
         events = self._events
         count = len(frames)
         index = 0
@@ -530,13 +576,21 @@ class Connection:
                     # Fast path: a whole uncompressed message, no event object.
                     opcode = frame.opcode
                     if opcode == _OP_BINARY:
-                        on_message(frame.payload)
+                        payload = frame.payload
+                        if counters is not None:
+                            counters.messages_received_binary += 1
+                            counters.message_bytes_received += len(payload)
+                        on_message(payload)
                         continue
                     if opcode == _OP_TEXT:
+                        payload = frame.payload
                         try:
-                            text = frame.payload.decode()
+                            text = payload.decode()
                         except UnicodeDecodeError:
                             raise invalid_utf8() from None
+                        if counters is not None:
+                            counters.messages_received_text += 1
+                            counters.message_bytes_received += len(payload)
                         on_message(text)
                         continue
                 self._receive_frame(frame)
@@ -635,13 +689,17 @@ class Connection:
                 if not pings.take():
                     raise ProtocolError(f"more than {self.max_ping_rate:g} pings per second", 1008)
             payload = frame.payload
+            if self.counters is not None:
+                self.counters.pings_received += 1
             self._events.append(Ping(payload))
             if self.auto_pong and self._answers_pings():
                 if self.hold_pongs:
                     self._held_pong = payload  # answer only the latest (RFC 6455 §5.5.3)
                 else:
-                    self._out.append(encode_frame(_OP_PONG, payload, mask=self._mask()))
+                    self._queue_pong(payload)
         elif opcode == _OP_PONG:
+            if self.counters is not None:
+                self.counters.pongs_received += 1
             self._events.append(Pong(frame.payload))
         else:
             self._receive_close(frame.payload)
@@ -653,6 +711,17 @@ class Connection:
         if isinstance(result, (str, bytes)):
             self._deliver(result)
         else:
+            counters = self.counters
+            if counters is not None:
+                data = result.data
+                counters.message_bytes_received += (
+                    utf8_length(data) if type(data) is str else len(data)
+                )
+                if result.final:
+                    if type(data) is str:
+                        counters.messages_received_text += 1
+                    else:
+                        counters.messages_received_binary += 1
             self._events.append(result)  # a fragment (fragments=True)
 
     def _deliver(self, message: Message) -> None:
@@ -661,6 +730,8 @@ class Connection:
         While events wait to be read, messages become events too, so the
         driver sees everything in the order it arrived.
         """
+        if self.counters is not None:
+            self.counters.message_received(message)
         on_message = self.on_message
         if on_message is not None and len(self._events) == 0:
             on_message(message)
@@ -692,3 +763,18 @@ class Connection:
             self.state = _CLOSING
         self._decoder = None
         self.close_transport = True
+
+
+def _count_sent(counters: Counters, opcode: int, data: Any, fin: bool) -> None:
+    """Count one frame's data of a message sent with the queueing API."""
+    if type(data) is str:
+        counters.message_bytes_sent += utf8_length(data)
+    elif type(data) is bytes:
+        counters.message_bytes_sent += len(data)
+    else:
+        counters.message_bytes_sent += memoryview(data).nbytes
+    if fin:
+        if opcode == _OP_TEXT:
+            counters.messages_sent_text += 1
+        else:
+            counters.messages_sent_binary += 1

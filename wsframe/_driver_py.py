@@ -9,17 +9,22 @@ picks one as the codec is picked and documents the interface.
 from __future__ import annotations
 
 import collections
+import itertools
+import logging
 import os
 import threading
+import time
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from .codec import encode_frame_header
+from .counters import LIMIT_CAUSES, Counters
 from .errors import (
     ConnectionClosed,
     ConnectionClosedError,
     ConnectionClosedOK,
     InvalidHandshake,
     InvalidState,
+    ProtocolError,
 )
 from .events import (
     BinaryFragment,
@@ -36,7 +41,7 @@ if TYPE_CHECKING:
     from .connection import Connection
     from .driver import Heartbeat, Transport
 
-__all__ = ["DriverCore"]
+__all__ = ["DriverCore", "default_counters"]
 
 Message = Union[str, bytes]
 
@@ -49,6 +54,21 @@ _CLOSED = State.CLOSED
 _ZERO_COPY_SIZE = 16 * 1024
 _READ_BUFFER_SIZE = 256 * 1024
 _thread_state = threading.local()
+_INFO = logging.INFO
+_server_logger = logging.getLogger("wsframe.server")
+_client_logger = logging.getLogger("wsframe.client")
+_connection_ids = itertools.count(1)
+_default_counters = {"server": Counters("server"), "client": Counters("client")}
+
+
+def default_counters(is_server: bool) -> Counters:
+    """The process's counters of the connections given none of their own.
+
+    Every client connection counts there, and server connections that no
+    :class:`~wsframe.asyncio.Server` owns (the uvicorn driver's, a
+    connection on a socket accepted elsewhere).
+    """
+    return _default_counters["server" if is_server else "client"]
 
 
 def _read_buffer() -> memoryview:
@@ -106,9 +126,11 @@ class DriverCore:
 
     __slots__ = (
         "_abort_timer",
+        "_cause",
         "_cork",
         "_draining",
         "_fail_timer",
+        "_id",
         "_inbox",
         "_listener_message",
         "_ping_deadline",
@@ -116,7 +138,9 @@ class DriverCore:
         "_ping_sent_at",
         "_read_view",
         "_resume_at",
+        "_started_at",
         "conn",
+        "counters",
         "discard_messages",
         "heartbeat",
         "listener",
@@ -124,14 +148,26 @@ class DriverCore:
         "opened",
         "reader_waiter",
         "reading_paused",
+        "remote_address",
         "transport",
         "writer_waiter",
         "writing_paused",
     )
 
-    def __init__(self, conn: Connection, listener: Any = None) -> None:
+    def __init__(
+        self, conn: Connection, listener: Any = None, counters: Optional[Counters] = None
+    ) -> None:
         #: The sans-I/O connection this driver runs.
         self.conn = conn
+        #: Where this connection counts what it does: its server's, or the
+        #: process's (:func:`default_counters`). See :mod:`wsframe.stats`.
+        self.counters = counters if counters is not None else default_counters(conn.is_server)
+        conn.counters = self.counters
+        #: The peer's address (the transport's ``peername``), once connected.
+        self.remote_address: Any = None
+        self._started_at = 0.0
+        self._cause: Optional[str] = None
+        self._id = 0
         #: The transport, from ``connection_made`` until ``connection_lost``.
         self.transport: Optional[Transport] = None
         #: The callback-style listener (``on_message(driver, message)``...), if any.
@@ -244,6 +280,13 @@ class DriverCore:
         return self._draining
 
     @property
+    def connection_id(self) -> int:
+        """A number that tells this connection apart in logs (unique in the process)."""
+        if self._id == 0:
+            self._id = next(_connection_ids)
+        return self._id
+
+    @property
     def queued(self) -> int:
         """Messages in the inbox, received and not yet read by the application."""
         return len(self._inbox) if self._inbox is not None else 0
@@ -253,6 +296,9 @@ class DriverCore:
     def connection_made(self, transport: Any) -> None:
         """The transport is up: keep it and set its write buffer's high-water mark."""
         self.transport = transport
+        self._started_at = time.monotonic()
+        if self.remote_address is None:
+            self.remote_address = transport.get_extra_info("peername")
         transport.set_write_buffer_limits(self.conn.options.write_limit)
         self.flush()  # a client's request
 
@@ -269,16 +315,20 @@ class DriverCore:
 
     def buffer_updated(self, nbytes: int) -> None:
         """``nbytes`` were read into the buffer :meth:`get_buffer` returned."""
+        size = nbytes  # a C integer when compiled: counted without an int object
+        self.counters.bytes_received += size
         if self.conn.receive_data(self._read_view, nbytes):
             self.process()
 
     def data_received(self, data: Any) -> None:
         """Bytes arrived (transports that do not read into a buffer)."""
+        self.counters.bytes_received += len(data)
         if self.conn.receive_data(data):
             self.process()
 
     def receive(self, data: Any) -> None:
         """The receive pump: feed ``data`` to the connection and act on the outcome."""
+        self.counters.bytes_received += len(data)
         if self.conn.receive_data(data):
             self.process()
 
@@ -311,6 +361,7 @@ class DriverCore:
             if kind is Pong:
                 if event.payload == self._ping_payload:  # type: ignore[attr-defined]
                     self._ping_payload = None  # the heartbeat's ping was answered
+                    self.counters.observe_rtt(time.monotonic() - self._ping_sent_at)
                 if listener is not None:
                     self.listener_call(listener.on_pong, event.payload)  # type: ignore[attr-defined]
             elif kind is Ping and listener is not None:
@@ -337,6 +388,7 @@ class DriverCore:
             # The application is behind: stop delivering (the rest of this
             # read stays in the connection, undecoded) and stop reading.
             self.reading_paused = True
+            self.counters.reading_pauses += 1
             self.conn.pause()
             if self.transport is not None:
                 self.transport.pause_reading()
@@ -403,11 +455,22 @@ class DriverCore:
         try:
             self.listener.on_error(self, exc)
         finally:
-            self.fail(1011, "internal error")
+            self.fail(1011, "internal error", cause="handler_error")
 
     def open_completed(self) -> None:
         """The opening handshake completed: join the heartbeat, call ``on_open``."""
         self.opened = True
+        counters = self.counters
+        counters.connections_open += 1
+        counters.connections_accepted += 1
+        counters.observe_handshake(time.monotonic() - self._started_at)
+        logger = _server_logger if self.conn.is_server else _client_logger
+        if logger.isEnabledFor(_INFO):
+            logger.info(
+                "connection %d open: %s",
+                self.connection_id,
+                _address(self.remote_address),
+            )
         if self.heartbeat is not None:
             self.heartbeat.add(self)
         if self.listener is not None:
@@ -443,14 +506,22 @@ class DriverCore:
             and not conn.sending_fragmented
         ):
             self.flush()
-            transport.writelines([encode_frame_header(2, len(message)), message])
+            header = encode_frame_header(2, len(message))
+            transport.writelines([header, message])
+            counters = self.counters
+            counters.messages_sent_binary += 1
+            counters.message_bytes_sent += len(message)
+            counters.frames_sent += 1
+            counters.bytes_sent += len(header) + len(message)
             return
         frame = conn.encode_message(message)
         if self._cork is not None:
             self.uncork()
         pending = conn.data_to_send()  # a pong queued by this read goes first
         if pending:
+            self.counters.bytes_sent += len(pending)
             transport.write(pending)
+        self.counters.bytes_sent += len(frame)
         transport.write(frame)
 
     def flush(self) -> None:
@@ -459,6 +530,7 @@ class DriverCore:
             self.uncork()
         data = self.conn.data_to_send()
         if data and self.transport is not None:
+            self.counters.bytes_sent += len(data)
             self.transport.write(data)
 
     def write_corked(self, data: bytes) -> None:
@@ -481,7 +553,9 @@ class DriverCore:
         cork = self._cork
         self._cork = None
         if cork and self.transport is not None:
-            self.transport.write(cork[0] if len(cork) == 1 else b"".join(cork))
+            data = cork[0] if len(cork) == 1 else b"".join(cork)
+            self.counters.bytes_sent += len(data)
+            self.transport.write(data)
 
     def pause_writing(self) -> None:
         """The transport's buffer is over its high-water mark: the peer is behind.
@@ -491,6 +565,7 @@ class DriverCore:
         cannot grow the buffer.
         """
         self.writing_paused = True
+        self.counters.writing_pauses += 1
         self.conn.hold_pongs = True
 
     def resume_writing(self) -> None:
@@ -522,7 +597,7 @@ class DriverCore:
             return True
         if self._ping_payload is not None:
             if now >= self._ping_deadline:
-                self.fail(1011, "keepalive ping timeout")
+                self.fail(1011, "keepalive ping timeout", cause="heartbeat_timeout")
                 return False
         elif now - self._ping_sent_at >= interval:
             if self.conn.state is not _OPEN or self.transport is None:
@@ -551,14 +626,19 @@ class DriverCore:
             self.conn.close(code, reason)
             self.flush()
 
-    def fail(self, code: int, reason: str = "") -> None:
+    def fail(self, code: int, reason: str = "", cause: Optional[str] = None) -> None:
         """Fail the connection: send a close frame with ``code``, then end gracefully.
 
         As after a protocol violation: our FIN follows the close frame, what
         the peer still sends is read and ignored until it closes (no message
         reaches the application any more, listener included), and the
         connection is dropped after ``close_timeout`` if it never does.
+        ``cause`` says why, for the logs and the counters (see
+        :attr:`close_cause`): e.g. ``"slow_consumer"``; a limit's name is
+        also counted as a limit violation.
         """
+        if cause is not None:
+            self.set_close_cause(cause)
         self.start_close(code, reason)
         self.end_transport(graceful=True)
 
@@ -621,8 +701,93 @@ class DriverCore:
         heartbeat = self.heartbeat
         if heartbeat is not None:
             heartbeat.discard(self)
+        self.count_end()
         self.wake_reader()
         self.wake_writer()
+
+    # ------------------------------------------------------- observability
+
+    @property
+    def close_cause(self) -> str:
+        """Why the connection closed (or is closing), in one word.
+
+        ``"peer"`` (the peer started the closing handshake), ``"local"``
+        (this side did: the application, or a server shutting down),
+        ``"protocol_error"`` (the peer broke RFC 6455/7692),
+        ``"message_too_big"`` and ``"ping_flood"`` (the peer went over
+        ``max_message_size`` or ``max_ping_rate``), ``"heartbeat_timeout"``,
+        ``"slow_consumer"`` (a broadcast's recipient too slow to keep up),
+        ``"handler_error"`` (a listener method raised), or ``"abnormal"``
+        (the transport was lost without a closing handshake). A driver may
+        give others to :meth:`fail`.
+        """
+        if self._cause is not None:
+            return self._cause
+        conn = self.conn
+        error = conn.error
+        if isinstance(error, ProtocolError):
+            code = error.close_code
+            if code == 1009:
+                return "message_too_big"
+            if code == 1008:
+                return "ping_flood"  # the only violation failed with 1008
+            return "protocol_error"
+        if conn.close_sent is None and conn.close_received is None:
+            return "abnormal"
+        return "peer" if conn.closed_by == "remote" else "local"
+
+    def set_close_cause(self, cause: str) -> None:
+        """Say why this connection is about to close (see :attr:`close_cause`).
+
+        For a driver or an application closing for a reason of its own
+        (e.g. ``"handler_error"`` before closing with 1011). Only the first
+        cause given while the connection is open counts; a limit's name is
+        counted as a limit violation too.
+        """
+        if self._cause is None and self.conn.state is _OPEN:
+            self._cause = cause
+            if cause in LIMIT_CAUSES:
+                self.counters.count_violation(cause)
+
+    def count_end(self) -> None:
+        """The transport is gone: count how the connection ended and log it."""
+        conn = self.conn
+        counters = self.counters
+        if not self.opened:
+            response = getattr(conn, "response", None)
+            if response is not None:
+                counters.count_response(response.status)
+                if response.status == 503:
+                    counters.count_violation("too_many_connections")
+            elif conn.error is None:
+                counters.handshakes_abandoned += 1
+            return
+        cause = self.close_cause
+        if cause in LIMIT_CAUSES and self._cause is None:
+            counters.count_violation(cause)
+        clean = conn.was_clean
+        counters.count_close(cause, clean, conn.close_sent, conn.close_received)
+        logger = _server_logger if conn.is_server else _client_logger
+        if logger.isEnabledFor(_INFO):
+            error = conn.error
+            sent, received = conn.close_sent, conn.close_received
+            closed_by: str
+            if conn.closed_by is not None:
+                closed_by = conn.closed_by
+            else:
+                closed_by = "local" if sent is not None else "remote" if received else "nobody"
+            logger.info(
+                "connection %d closed: %s, %.3f s, sent %s, received %s%s, by %s, %s%s",
+                self.connection_id,
+                _address(self.remote_address),
+                time.monotonic() - self._started_at,
+                _code(sent),
+                _code(received),
+                "" if clean else " (not clean)",
+                closed_by,
+                cause,
+                f": {error}" if error is not None else "",
+            )
 
     def eof_received(self) -> Optional[bool]:
         """The peer shut its side down: let the transport close."""
@@ -631,3 +796,18 @@ class DriverCore:
     def __repr__(self) -> str:
         side = "server" if self.conn.is_server else "client"
         return f"<{type(self).__name__} {side} {self.state.name}>"
+
+
+def _code(frame: Optional[tuple[Optional[int], str]]) -> str:
+    """A close frame's code for the logs: ``-`` without a frame, ``none`` without a code."""
+    if frame is None:
+        return "-"
+    return "none" if frame[0] is None else str(frame[0])
+
+
+def _address(address: Any) -> str:
+    """``host:port`` of a peername (IPv6 in brackets), or ``-``."""
+    if isinstance(address, tuple) and len(address) >= 2:
+        host = address[0]
+        return f"[{host}]:{address[1]}" if ":" in str(host) else f"{host}:{address[1]}"
+    return str(address) if address else "-"

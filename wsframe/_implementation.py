@@ -1,7 +1,7 @@
 """Which implementation of the compiled modules is in use: C or pure Python.
 
-Every compiled module of wsframe (``_codec_c``, ``_assembler_c``,
-``_connection_c``, ``_driver_c``) has a pure-Python twin with the same names
+Every compiled module of wsframe (``_codec_c``, ``_counters_c``,
+``_assembler_c``, ``_connection_c``, ``_driver_c``) has a pure-Python twin with the same names
 and behaviour (``_codec_py``, ...). They are chosen together, once: the
 compiled ones when all of them are installed, unless
 ``WSFRAME_NO_EXTENSIONS=1`` asks for pure Python; otherwise the twins.
@@ -29,7 +29,7 @@ __all__ = ["COMPILED_MODULES", "IS_PYPY", "load", "use_c"]
 IS_PYPY: bool = platform.python_implementation() == "PyPy"
 
 #: The modules that exist in both forms, by their base name.
-COMPILED_MODULES = ("_codec", "_assembler", "_connection", "_driver")
+COMPILED_MODULES = ("_codec", "_counters", "_assembler", "_connection", "_driver")
 
 
 def _compiled_available() -> bool:

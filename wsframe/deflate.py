@@ -31,10 +31,13 @@ from __future__ import annotations
 import dataclasses
 import zlib
 from collections.abc import Iterable
-from typing import Literal, NoReturn, Optional, Union
+from typing import TYPE_CHECKING, Literal, NoReturn, Optional, Union
 
 from .errors import InvalidHandshake, MessageTooBig, ProtocolError, drop_traceback
 from .typing import BytesLike
+
+if TYPE_CHECKING:
+    from .counters import Counters
 
 __all__ = [
     "DEFAULT_COMPRESS_LEVEL",
@@ -254,6 +257,7 @@ class PerMessageDeflate:
         "_remaining",
         "_wbits",
         "compress_level",
+        "counters",
         "is_server",
         "local_max_window_bits",
         "local_no_context_takeover",
@@ -313,6 +317,9 @@ class PerMessageDeflate:
         self._wbits = -max(remote_bits, 9)
         # Inflated bytes still allowed in the message being received.
         self._remaining: Optional[int] = max_message_size
+        #: Where the bytes compressed and inflated are counted (the
+        #: connection's :class:`~wsframe.stats.Counters`), or None.
+        self.counters: Optional[Counters] = None
 
     def __repr__(self) -> str:
         return (
@@ -346,6 +353,12 @@ class PerMessageDeflate:
                 self.compress_level, _DEFLATED, -self.local_max_window_bits, self.memory_level
             )
         out = compressor.compress(data) + compressor.flush(_SYNC_FLUSH)
+        counters = self.counters
+        if counters is not None:
+            counters.uncompressed_bytes_sent += (
+                len(data) if type(data) is bytes else memoryview(data).nbytes
+            )
+            counters.compressed_bytes_sent += len(out) - (_TAIL_LEN if final else 0)
         if final:
             if self.local_no_context_takeover:
                 self._compressor = None
@@ -378,6 +391,14 @@ class PerMessageDeflate:
         too (data from zlib-based peers doing this never refers back across
         the end of a stream).
         """
+        out = self._decompress(data, final)
+        counters = self.counters
+        if counters is not None:
+            counters.compressed_bytes_received += len(data)
+            counters.decompressed_bytes_received += len(out)
+        return out
+
+    def _decompress(self, data: BytesLike, final: bool) -> bytes:
         try:
             if final and len(data) < _JOIN_TAIL_BELOW:
                 # Fast path, most messages: one zlib call.

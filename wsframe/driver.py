@@ -29,14 +29,23 @@ from . import _implementation
 from .typing import BytesLike
 
 if TYPE_CHECKING:
-    from ._driver_py import DriverCore
+    from ._driver_py import DriverCore, default_counters
     from .connection import Connection
     from .handshake import Request, Response
     from .state import State
 else:
-    DriverCore = _implementation.load("_driver").DriverCore
+    _impl = _implementation.load("_driver")
+    DriverCore = _impl.DriverCore
+    default_counters = _impl.default_counters
 
-__all__ = ["ConnectionInfo", "DriverCore", "Heartbeat", "KeepaliveMember", "Transport"]
+__all__ = [
+    "ConnectionInfo",
+    "DriverCore",
+    "Heartbeat",
+    "KeepaliveMember",
+    "Transport",
+    "default_counters",
+]
 
 
 class ConnectionInfo:

@@ -295,15 +295,15 @@ class WSFrameProtocol(AsyncioDriver):
         self._cancel_close_timer()
         super().end_transport(graceful)
 
-    def fail(self, code: int, reason: str = "") -> None:
+    def fail(self, code: int, reason: str = "", cause: Optional[str] = None) -> None:
         """Close with ``code`` and end the connection (heartbeat timeout, app error)."""
         if self.close_sent or self.disconnected:
             return
         self.close_sent = True
         self._queue_disconnect(code, reason)
-        if code == 1011 and reason == "keepalive ping timeout":
+        if cause == "heartbeat_timeout":
             self.logger.debug("WebSocket keepalive ping timeout")
-        super().fail(code, reason)
+        super().fail(code, reason, cause)
 
     # ---------------------------------------------------- uvicorn's interface
 

@@ -82,7 +82,9 @@ def broadcast(
         if conn.sending_fragmented or (max_buffer is not None and ws.buffered_amount > max_buffer):
             slow.append(ws)
             if on_slow == "close":
-                ws.fail(1008, "too slow to keep up")
+                ws.fail(1008, "too slow to keep up", cause="slow_consumer")
+            else:
+                ws.counters.broadcast_skipped += 1
             continue
         # Encoded (and compressed) once for every connection that can share it.
         ws.write_corked(conn.frame_for_broadcast(message, shared))

@@ -38,6 +38,7 @@ from .driver import AsyncioDriver, Message
 
 if TYPE_CHECKING:
     from ..connection import Connection
+    from ..counters import Counters
 
 __all__ = [
     "DEFAULT_CLOSE_TIMEOUT",
@@ -93,7 +94,6 @@ class WebSocket(AsyncioDriver, ConnectionInfo):
         "_handler",
         "_open_waiter",
         "_pings",
-        "remote_address",
     )
 
     def __init__(
@@ -102,16 +102,15 @@ class WebSocket(AsyncioDriver, ConnectionInfo):
         *,
         listener: Optional[Listener] = None,
         handler: Optional[Callable[[WebSocket], Awaitable[object]]] = None,
+        counters: Optional[Counters] = None,
     ) -> None:
-        super().__init__(conn, listener)
+        super().__init__(conn, listener, counters)
         self._handler = handler
         self._open_waiter: Optional[asyncio.Future[None]] = None
         self._closed: Optional[asyncio.Future[None]] = None
         self._close_callbacks: Optional[list[Callable[[WebSocket], None]]] = None
         self._pings: Optional[dict[bytes, tuple[asyncio.Future[float], float]]] = None
         self._app_closed = False
-        #: The peer's address, as the transport's ``peername``.
-        self.remote_address: Any = None
 
     # ------------------------------------------------------------ properties
 
@@ -128,11 +127,6 @@ class WebSocket(AsyncioDriver, ConnectionInfo):
         return self._app_closed
 
     # ----------------------------------------------------- asyncio.Protocol
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """The TCP (or TLS) connection is up."""
-        super().connection_made(transport)
-        self.remote_address = transport.get_extra_info("peername")
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
         """The transport is gone: resolve every waiter, call ``on_close`` and callbacks."""

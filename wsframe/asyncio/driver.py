@@ -21,6 +21,7 @@ from ..typing import Data
 
 if TYPE_CHECKING:
     from ..connection import Connection
+    from ..counters import Counters
     from .connection import Listener
 
 __all__ = ["AsyncioDriver", "Message"]
@@ -33,8 +34,13 @@ class AsyncioDriver(DriverCore, asyncio.BufferedProtocol):
 
     __slots__ = ("loop",)
 
-    def __init__(self, conn: Connection, listener: Optional[Listener] = None) -> None:
-        super().__init__(conn, listener)
+    def __init__(
+        self,
+        conn: Connection,
+        listener: Optional[Listener] = None,
+        counters: Optional[Counters] = None,
+    ) -> None:
+        super().__init__(conn, listener, counters)
         #: The event loop, from ``connection_made`` on.
         self.loop: Optional[asyncio.AbstractEventLoop] = None
 

@@ -17,6 +17,7 @@ from ..events import Event, Rejected
 from ..handshake import HTTPAnswer, OriginPolicy, OriginsLike, http_answer
 from ..handshake import Request as HttpRequest
 from ..options import DEFAULT_OPEN_TIMEOUT, Options
+from ..stats import Counters, Stats, new_counters
 from .connection import Listener, WebSocket
 from .keepalive import Heartbeat
 
@@ -57,6 +58,7 @@ class _ServerWebSocket(WebSocket):
             ),
             listener=server.new_listener(),
             handler=server.handler,
+            counters=server.counters,
         )
         self._server = server
         self.heartbeat = server.heartbeat
@@ -192,6 +194,7 @@ class _ServerWebSocket(WebSocket):
         except Exception:
             if self.conn.state is State.OPEN:
                 logger.exception("connection handler failed")
+                self.set_close_cause("handler_error")
                 await self.close(1011, "internal error")
             return
         finally:
@@ -247,6 +250,8 @@ class Server:
         self.websockets: set[WebSocket] = set()
         #: The heartbeat shared by the connections (None without pings).
         self.heartbeat: Optional[Heartbeat] = None
+        #: What its connections count (see :meth:`stats`).
+        self.counters: Counters = new_counters("server")
         self._server: Optional[asyncio.AbstractServer] = None
         self._closing: Optional[asyncio.Task[None]] = None
         self._wakeup: Optional[asyncio.Future[None]] = None
@@ -254,6 +259,10 @@ class Server:
     def new_listener(self) -> Optional[Listener]:
         """A new listener for one connection (None unless in the callback style)."""
         return self._listener_factory() if self._listener_factory is not None else None
+
+    def stats(self) -> Stats:
+        """A snapshot of what this server's connections counted (:mod:`wsframe.stats`)."""
+        return Stats.of([self.counters])
 
     def protocol_factory(self) -> WebSocket:
         """The protocol of one new connection, not yet connected.

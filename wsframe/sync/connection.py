@@ -49,6 +49,7 @@ from .transport import SocketLike, SocketTransport
 
 if TYPE_CHECKING:
     from ..connection import Connection
+    from ..counters import Counters
 
 __all__ = [
     "ConnectionClosed",
@@ -112,11 +113,12 @@ class WebSocket(DriverCore, ConnectionInfo):
         "_waiting",
         "lock",
         "local_address",
-        "remote_address",
     )
 
-    def __init__(self, conn: Connection, sock: SocketLike) -> None:
-        super().__init__(conn)
+    def __init__(
+        self, conn: Connection, sock: SocketLike, counters: Optional[Counters] = None
+    ) -> None:
+        super().__init__(conn, None, counters)
         # Reentrant: the transport notifies the waiting threads when the socket
         # is shut down, from whichever thread does it, holding the lock or not.
         self._mutex = threading.RLock()

@@ -24,6 +24,7 @@ from ..handshake import HTTPAnswer, OriginPolicy, OriginsLike, http_answer
 from ..handshake import Request as HttpRequest
 from ..options import Options
 from ..state import State
+from ..stats import Counters, Stats, new_counters
 from .connection import WebSocket
 from .keepalive import Heartbeat
 from .transport import set_no_delay
@@ -72,6 +73,8 @@ class Server:
         self.handler = handler  #: run for each connection, in the connection's thread
         self.options = options  #: every connection's settings
         self.connections: set[WebSocket] = set()  #: open or in their handshake
+        #: What its connections count (see :meth:`stats`).
+        self.counters: Counters = new_counters("server")
         self.max_connections = max_connections  #: more get 503 (None: no limit)
         #: Connections (open or in their handshake) per client address; its
         #: ``limit`` is ``max_connections_per_ip`` (beyond it: 503).
@@ -106,6 +109,10 @@ class Server:
     def port(self) -> int:
         """The TCP port of the first listening socket (handy with ``port=0``)."""
         return int(self._sockets[0].getsockname()[1])
+
+    def stats(self) -> Stats:
+        """A snapshot of what this server's connections counted (:mod:`wsframe.stats`)."""
+        return Stats.of([self.counters])
 
     def is_serving(self) -> bool:
         """Whether :meth:`serve_forever` accepts connections."""
@@ -205,7 +212,7 @@ class Server:
         conn = ServerConnection(
             options, select_subprotocol=self.select_subprotocol, origins=self.origins
         )
-        ws = WebSocket(conn, sock)
+        ws = WebSocket(conn, sock, self.counters)
         ws.heartbeat = self.heartbeat
         with self._lock:
             self.connections.add(ws)
@@ -270,6 +277,8 @@ class Server:
         except Exception:
             if ws.state is State.OPEN:
                 logger.exception("connection handler failed")
+                with ws.lock:
+                    ws.set_close_cause("handler_error")
                 ws.close(1011, "internal error")
             else:
                 logger.debug("connection handler failed", exc_info=True)

@@ -1,0 +1,179 @@
+"""What the connections of a server (or of a process's clients) count.
+
+This file is the pure-Python implementation and also the source of the
+compiled one: the build compiles it with Cython, typed by ``_counters_c.pxd``,
+as ``wsframe._counters_c``, whose fields are C integers that the compiled
+driver core and connection bump without a Python call. :mod:`wsframe.stats`
+documents them and turns them into a typed snapshot.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+__all__ = ["HANDSHAKE_BUCKETS", "LIMIT_CAUSES", "RTT_BUCKETS", "Counters", "utf8_length"]
+
+#: Upper bounds (seconds) of the ping round-trip histogram's buckets.
+RTT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+#: Upper bounds (seconds) of the opening handshake duration's buckets.
+HANDSHAKE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
+#: The causes of a close that are a peer going over a limit (counted as
+#: limit violations too).
+LIMIT_CAUSES = frozenset({"message_too_big", "ping_flood", "slow_consumer"})
+
+
+def utf8_length(text: str) -> int:
+    """How many bytes ``text`` takes in UTF-8 (without encoding ASCII text)."""
+    if text.isascii():
+        return len(text)
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+class Counters:
+    """Counters and gauges shared by a group of connections.
+
+    The per-message ones are plain integer fields that the driver core, the
+    connection and the deflate extension add to as they work; the rarer
+    events (closes, refusals, round trips) go through methods. Every field
+    only grows, except the gauge :attr:`connections_open`.
+
+    On one event loop the counts are exact. Connections running in several
+    threads (``wsframe.sync``) share their server's counters without a lock:
+    a bump may rarely be lost when two threads add at the same instant.
+    """
+
+    def __init__(self, side: str = "server") -> None:
+        #: ``"server"`` or ``"client"``: which side its connections are.
+        self.side = side
+        #: Connections open now (a gauge).
+        self.connections_open = 0
+        #: Opening handshakes completed.
+        self.connections_accepted = 0
+        #: Connections closed after they opened.
+        self.connections_closed = 0
+        #: TCP connections that never completed a handshake nor got an answer
+        #: (dropped by ``open_timeout``, or the peer left).
+        self.handshakes_abandoned = 0
+        #: Messages received, by type.
+        self.messages_received_text = 0
+        self.messages_received_binary = 0
+        #: Payload bytes of the messages received (inflated, text as UTF-8).
+        self.message_bytes_received = 0
+        #: Messages sent, by type (a broadcast counts once per recipient).
+        self.messages_sent_text = 0
+        self.messages_sent_binary = 0
+        #: Payload bytes of the messages sent (before compression).
+        self.message_bytes_sent = 0
+        #: Bytes read from and written to the network (handshakes and frame
+        #: headers included; compressed payloads as compressed).
+        self.bytes_received = 0
+        self.bytes_sent = 0
+        #: Frames received and sent (control frames included).
+        self.frames_received = 0
+        self.frames_sent = 0
+        #: Pings and pongs received and sent.
+        self.pings_received = 0
+        self.pongs_received = 0
+        self.pings_sent = 0
+        self.pongs_sent = 0
+        #: permessage-deflate: payload bytes as compressed and as inflated,
+        #: received; as given and as compressed, sent.
+        self.compressed_bytes_received = 0
+        self.decompressed_bytes_received = 0
+        self.uncompressed_bytes_sent = 0
+        self.compressed_bytes_sent = 0
+        #: Times reading paused because the application fell behind
+        #: (``max_queue`` messages waiting), and writing paused because the
+        #: peer did (the write buffer over ``write_limit``).
+        self.reading_pauses = 0
+        self.writing_pauses = 0
+        #: Close frames sent and received, by close code (None: no code).
+        self.close_codes_sent: dict[Optional[int], int] = {}
+        self.close_codes_received: dict[Optional[int], int] = {}
+        #: Connections closed, by ``(cause, clean)`` (see
+        #: :func:`wsframe.stats.close_cause`).
+        self.closes: dict[tuple[str, bool], int] = {}
+        #: Answers that were not an upgrade (refusals, plain HTTP), by status.
+        self.responses: dict[int, int] = {}
+        #: Limits a peer went over, by kind (``message_too_big``,
+        #: ``ping_flood``, ``slow_consumer``, ``too_many_connections``...).
+        self.limit_violations: dict[str, int] = {}
+        #: Broadcast recipients skipped because their buffer was full.
+        self.broadcast_skipped = 0
+        #: Heartbeat ping round trips: count per bucket (:data:`RTT_BUCKETS`,
+        #: the last one beyond them), their count and sum (seconds).
+        self.rtt_buckets: list[int] = [0] * (len(RTT_BUCKETS) + 1)
+        self.rtt_count = 0
+        self.rtt_sum = 0.0
+        #: Opening handshake durations (:data:`HANDSHAKE_BUCKETS`), the same way.
+        self.handshake_buckets: list[int] = [0] * (len(HANDSHAKE_BUCKETS) + 1)
+        self.handshake_count = 0
+        self.handshake_sum = 0.0
+
+    def message_received(self, message: Any) -> None:
+        """Count a message received (``str`` text, else binary)."""
+        if type(message) is str:
+            self.messages_received_text += 1
+            self.message_bytes_received += utf8_length(message)
+        else:
+            self.messages_received_binary += 1
+            self.message_bytes_received += len(message)
+
+    def message_sent(self, message: Any) -> None:
+        """Count a message sent (``str`` text, else binary)."""
+        if type(message) is str:
+            self.messages_sent_text += 1
+            self.message_bytes_sent += utf8_length(message)
+        else:
+            self.messages_sent_binary += 1
+            if type(message) is bytes:
+                self.message_bytes_sent += len(message)
+            else:
+                self.message_bytes_sent += memoryview(message).nbytes
+
+    def observe_rtt(self, seconds: float) -> None:
+        """A heartbeat ping's round trip took ``seconds``."""
+        self.rtt_buckets[_bucket(RTT_BUCKETS, seconds)] += 1
+        self.rtt_count += 1
+        self.rtt_sum += seconds
+
+    def observe_handshake(self, seconds: float) -> None:
+        """An opening handshake took ``seconds`` (from the TCP connection to open)."""
+        self.handshake_buckets[_bucket(HANDSHAKE_BUCKETS, seconds)] += 1
+        self.handshake_count += 1
+        self.handshake_sum += seconds
+
+    def count_close(
+        self,
+        cause: str,
+        clean: bool,
+        sent: Optional[tuple[Optional[int], str]],
+        received: Optional[tuple[Optional[int], str]],
+    ) -> None:
+        """An open connection closed: its cause and the close frames exchanged."""
+        self.connections_open -= 1
+        self.connections_closed += 1
+        key = (cause, clean)
+        self.closes[key] = self.closes.get(key, 0) + 1
+        if sent is not None:
+            self.close_codes_sent[sent[0]] = self.close_codes_sent.get(sent[0], 0) + 1
+        if received is not None:
+            code = received[0]
+            self.close_codes_received[code] = self.close_codes_received.get(code, 0) + 1
+
+    def count_response(self, status: int) -> None:
+        """The handshake was answered with ``status`` instead of an upgrade."""
+        self.responses[status] = self.responses.get(status, 0) + 1
+
+    def count_violation(self, kind: str) -> None:
+        """A peer went over a limit of the ``kind`` given."""
+        self.limit_violations[kind] = self.limit_violations.get(kind, 0) + 1
+
+
+def _bucket(bounds: tuple[float, ...], value: float) -> int:
+    index = 0
+    for bound in bounds:
+        if value <= bound:
+            return index
+        index += 1
+    return index
