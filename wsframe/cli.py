@@ -47,6 +47,9 @@ def _peer_suite() -> Optional[Suite]:
 def _bench(args: argparse.Namespace) -> int:
     from wsframe.benchmarks import SUITE, run
 
+    if args.plot is not None or args.from_json is not None:
+        return _bench_plot(args)
+
     suite = _peer_suite() if args.peers else SUITE
     if suite is None:
         print(
@@ -57,6 +60,42 @@ def _bench(args: argparse.Namespace) -> int:
     return run(
         quick=args.quick, json_path=args.json, seconds_per_cell=args.seconds_per_cell, suite=suite
     )
+
+
+def _bench_plot(args: argparse.Namespace) -> int:
+    import json
+    import tempfile
+
+    from wsframe.benchmarks import SUITE, run
+    from wsframe.benchmarks.plot import plot_codec, require_matplotlib
+
+    if args.plot is None:
+        print("bench: --from-json only goes with --plot FILE", file=sys.stderr)
+        return 2
+    try:
+        require_matplotlib()
+    except ImportError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    status = 0
+    json_path = args.from_json
+    if json_path is None:
+        suite = _peer_suite() if args.peers else SUITE
+        if suite is None:
+            print("bench: --peers needs a source checkout", file=sys.stderr)
+            return 2
+        json_path = args.json or tempfile.mkstemp(prefix="wsframe-bench-", suffix=".json")[1]
+        status = run(
+            quick=args.quick,
+            json_path=json_path,
+            seconds_per_cell=args.seconds_per_cell,
+            suite=suite,
+        )
+    with open(json_path, encoding="utf-8") as f:
+        document = json.load(f)
+    plot_codec(document, args.plot)
+    print(f"wrote {args.plot}")
+    return status
 
 
 def _echo(args: argparse.Namespace) -> int:
@@ -91,6 +130,7 @@ def _chat(args: argparse.Namespace) -> int:
             workers=args.workers,
             redis=args.redis,
             origins=args.origin or (),
+            ping_interval=args.ping_interval or None,
         )
     except ValueError as exc:
         print(f"chat: {exc}", file=sys.stderr)
@@ -151,6 +191,13 @@ def build_parser() -> argparse.ArgumentParser:
         " behind a proxy (repeatable; the chat's own page and clients sending no Origin are"
         " always accepted, other pages get 403)",
     )
+    chat.add_argument(
+        "--ping-interval",
+        type=float,
+        default=20.0,
+        help="seconds between the server's heartbeat pings, whose round trips /stats plots"
+        " (0: none)",
+    )
     chat.set_defaults(func=_chat)
 
     bench = commands.add_parser(
@@ -163,6 +210,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         metavar="S",
         help="cap the time spent measuring one cell (e.g. 0.005 for a smoke test)",
+    )
+    bench.add_argument(
+        "--plot",
+        metavar="FILE",
+        help="also draw the results as a chart (PNG or SVG; needs matplotlib: wsframe[plot])",
+    )
+    bench.add_argument(
+        "--from-json",
+        metavar="PATH",
+        help="with --plot: draw the results of an earlier --json run instead of measuring",
     )
     bench.add_argument(
         "--peers",

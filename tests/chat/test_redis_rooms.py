@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
@@ -428,6 +429,7 @@ async def test_chat_workers(redis_server: RedisServer, tmp_path: Path) -> None:
         await clients[0].send(json.dumps({"type": "message", "room": "general", "text": "all"}))
         for ws in clients:
             await _expect(ws, "message", text="all")
+        await _check_stats_of_every_worker(port, 8)
         for ws in clients:
             await ws.close()
     finally:
@@ -435,6 +437,38 @@ async def test_chat_workers(redis_server: RedisServer, tmp_path: Path) -> None:
         out, _ = chat.communicate(timeout=30)
         assert out.count("listening on") == 2
         assert chat.returncode == 0
+
+
+def _http_get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return str(response.read().decode())
+
+
+async def _check_stats_of_every_worker(port: int, clients: int) -> None:
+    """/stats.json and /metrics, from whichever worker answers, count every worker's."""
+    loop = asyncio.get_running_loop()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 10
+    answers = 0
+    while answers < 6:  # several answers: the kernel spreads them over the workers
+        stats = json.loads(await loop.run_in_executor(None, _http_get, base + "/stats.json"))
+        if stats["connections_open"] == clients:
+            answers += 1
+        else:
+            assert time.monotonic() < deadline, stats  # a worker's file lags by <= 1 s
+            await asyncio.sleep(0.2)
+    # hello + join + the message from the first client, hello + join from the others.
+    assert stats["messages_received"] >= 2 * clients + 1
+    parser = pytest.importorskip("prometheus_client.parser")
+    text = await loop.run_in_executor(None, _http_get, base + "/metrics")
+    open_by_worker = {
+        sample.labels["worker"]: sample.value
+        for family in parser.text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "wsframe_connections_open"
+    }
+    assert len(open_by_worker) == 2, open_by_worker
+    assert sum(open_by_worker.values()) == clients
 
 
 # ------------------------------------------------ presence changes (on_presence)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
@@ -101,6 +102,9 @@ def run_chat(
     OriginPolicy(options.get("origins", ()))  # ValueError now, not in a worker
     path = str(default_db_path() if db is None else db)
     if workers > 1:
-        worker = partial(_run_one, reuse_port=True, redis=redis, **options)
-        return run_workers(worker, host, port, path, workers, redis)
+        # Each worker publishes its numbers here: /stats.json and /metrics
+        # on any of them show every worker's.
+        with tempfile.TemporaryDirectory(prefix="wsframe-chat-stats-") as stats_dir:
+            worker = partial(_run_one, reuse_port=True, redis=redis, stats_dir=stats_dir, **options)
+            return run_workers(worker, host, port, path, workers, redis)
     return _run_one(host, port, path, reuse_port=reuse_port, redis=redis, **options)

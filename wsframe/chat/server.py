@@ -35,12 +35,16 @@ from ..asyncio.redis_rooms import RedisRooms
 from ..handshake import OriginPolicy
 from ..ratelimit import TokenBucket
 from ..state import State
+from ..stats import Stats, StatsDirectory
 from . import protocol
 from .pages import Pages
 from .protocol import Command, Fields, ProtocolViolation
 from .store import DEFAULT_HISTORY, HistoryStore
 
-__all__ = ["ChatServer", "ChatSession", "RateLimiter"]
+__all__ = ["STATS_INTERVAL", "ChatServer", "ChatSession", "RateLimiter"]
+
+#: Seconds between two publications of a worker's numbers (with several workers).
+STATS_INTERVAL = 1.0
 
 #: The frame limit: twice the protocol's message limit, so that a message a
 #: little too big gets a readable error, and a huge one a 1009 close.
@@ -219,6 +223,8 @@ class ChatServer:
         redis: Optional[str] = None,
         redis_options: Optional[dict[str, Any]] = None,
         origins: Iterable[str] = (),
+        ping_interval: Optional[float] = 20.0,
+        stats_dir: Optional[str] = None,
     ) -> None:
         if isinstance(origins, str):
             raise TypeError("origins must be a collection of origins, not a single string")
@@ -227,6 +233,8 @@ class ChatServer:
         self.store = HistoryStore(db, history, shared=redis is not None)
         self.rate = rate
         self.burst = burst
+        #: Seconds between the server's heartbeat pings (None: none).
+        self.ping_interval = ping_interval
         self.abuse_limit = abuse_limit
         #: The rooms: in this process, or shared through Redis (the same interface).
         self.rooms: Union[Rooms, RedisRooms] = _new_rooms(redis, redis_options, self._on_presence)
@@ -240,8 +248,16 @@ class ChatServer:
         self._commit = Coalesced(commit_delay, self.store.commit)
         #: The Listener factory given to ``serve``: one session per connection.
         self.session: Callable[[], ChatSession] = partial(ChatSession, self)
-        #: The ``process_request`` given to ``serve``: the page, its assets, 404.
-        self.process_request = Pages("/ws")
+        #: The server, while :meth:`serve` runs.
+        self.server: Optional[Server] = None
+        #: With several workers: where each publishes its numbers, so that
+        #: ``/stats.json`` and ``/metrics`` on any of them show them all.
+        self.stats_directory: Optional[StatsDirectory] = None
+        if stats_dir is not None:
+            self.stats_directory = StatsDirectory(stats_dir, source=self._own_stats)
+        #: The ``process_request`` given to ``serve``: the page, its assets,
+        #: the dashboard, ``/stats.json`` and ``/metrics``; 404.
+        self.process_request = Pages("/ws", stats=self.stats, metrics=self.stats_directory)
         self._handlers: dict[str, Callable[[ChatSession, Fields], None]] = {
             "hello": self._hello,
             "join": self._join,
@@ -264,17 +280,43 @@ class ChatServer:
         # Chat messages are small: compression would cost CPU on every
         # broadcast and ~300 KiB of zlib state per connection for little gain.
         options.setdefault("compression", None)
-        options.setdefault("ping_interval", 20.0)
+        options.setdefault("ping_interval", self.ping_interval)
         options.setdefault("origins", self.origin_policy)
         await self.rooms.start()
         try:
             async with serve(
                 self.session, host, port, process_request=self.process_request, **options
             ) as server:
-                yield server
+                self.server = server
+                publishing = None
+                if self.stats_directory is not None:
+                    publishing = asyncio.get_running_loop().create_task(
+                        self.stats_directory.run(STATS_INTERVAL)
+                    )
+                try:
+                    yield server
+                finally:
+                    if publishing is not None:
+                        publishing.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await publishing
+                        self.stats_directory.remove()  # type: ignore[union-attr]
         finally:
+            self.server = None
             self.close()
             await self.rooms.close()
+
+    def stats(self) -> Optional[Stats]:
+        """The server's :class:`~wsframe.stats.Stats` (every worker's, with a
+        :attr:`stats_directory`), or None while not serving."""
+        if self.server is None:
+            return None
+        if self.stats_directory is not None:
+            return self.stats_directory.total("server")
+        return self.server.stats()
+
+    def _own_stats(self) -> dict[str, Stats]:
+        return {"server": self.server.stats()} if self.server is not None else {}
 
     def close(self) -> None:
         """Cancel the timers and commit the history."""
