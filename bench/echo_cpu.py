@@ -17,7 +17,10 @@ messages each in flight: every echo received sends the next message. After
 ``--tls``: every server serves TLS (a certificate made by trustme for the
 run) and the client connects with TLS. A kind ``NAME+aiofastnet`` is NAME's
 server on aiofastnet's transports instead of uvloop's (picows' fastest
-TLS). ``--server-cpu 0 --client-cpu 0`` puts both on one core: the rate is
+TLS). A kind ``wsframe@TREE`` is wsframe's server from another source tree
+(a checkout with its extensions built, e.g. the commit before a change):
+``--kinds wsframe,wsframe@../base`` gives the change's before/after in one
+run. ``--server-cpu 0 --client-cpu 0`` puts both on one core: the rate is
 then what one core does for both ends, steady whatever else the machine runs.
 
 The ``raw`` row (an asyncio Protocol echoing bytes back, no WebSocket work)
@@ -59,7 +62,9 @@ def cpu_seconds(pid: int) -> float:
 def start_server(
     kind: str, cpu: int, loop: str, tls: Optional[str]
 ) -> tuple[subprocess.Popen[str], int]:
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    kind, _, tree = kind.partition("@")
+    root = os.path.abspath(tree) if tree else ROOT
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
     name, _, transport = kind.partition("+")
     command = [sys.executable, os.path.join(HERE, "e2e", "servers.py"), name, "--loop", loop]
     if transport == "aiofastnet":
@@ -87,7 +92,7 @@ async def measure(
     kind: str, pid: int, port: int, size: int, conns: int, inflight: int, args: Any
 ) -> dict[str, float]:
     messages, seconds, cpu = await echo_window(
-        kind.partition("+")[0],
+        kind.partition("@")[0].partition("+")[0],
         port,
         "picows",
         os.urandom(size),
@@ -153,7 +158,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 proc.wait(5)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    return {"args": vars(args), "results": results, "machine": _machine()}
+    import datetime
+
+    return {
+        "args": vars(args),
+        "results": results,
+        "machine": _machine(),
+        "date": datetime.date.today().isoformat(),
+    }
 
 
 def _machine() -> dict[str, str]:
@@ -213,7 +225,19 @@ def main() -> int:
     parser.add_argument("--client-cpu", type=int, default=1)
     parser.add_argument("--tls", action="store_true", help="wss:// (certificates by trustme)")
     parser.add_argument("--json", help="write every repetition's numbers here")
+    parser.add_argument(
+        "--plot",
+        metavar="FILE",
+        help="draw the medians as a chart (PNG/SVG; matplotlib; kinds with @TREE left out)",
+    )
+    parser.add_argument("--from-json", metavar="PATH", help="with --plot: draw an earlier --json")
     args = parser.parse_args()
+    if args.from_json:
+        report = json.loads(pathlib.Path(args.from_json).read_text())
+        print(table(report))
+        if args.plot:
+            plot(report, args.plot)
+        return 0
     raise_nofile()
     os.sched_setaffinity(0, {args.client_cpu})
     import uvloop
@@ -222,7 +246,46 @@ def main() -> int:
     print(table(report))
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
+    if args.plot:
+        plot(report, args.plot)
     return 0
+
+
+def plot(report: dict[str, Any], path: str) -> None:
+    """The medians of server CPU per message, one bar per server and size."""
+    sys.path.insert(0, ROOT)
+    from wsframe.benchmarks.plot import plot_bars
+
+    results = report["results"]
+    sizes = sorted({int(size) for rows in results.values() for size in rows})
+    names = {"raw": "raw TCP echo (the floor)"}
+    order = sorted(results, key=lambda kind: kind == "raw")  # the floor last
+    series = {
+        names.get(kind, kind): [
+            statistics.median(r["us_per_message"] for r in rows)
+            if (rows := by_size.get(str(size), by_size.get(size)))
+            else None
+            for size in sizes
+        ]
+        for kind in order
+        if "@" not in kind and (by_size := results[kind])
+    }
+    machine = report["machine"]
+    args = report["args"]
+    plot_bars(
+        path,
+        title=(
+            "Server CPU per echoed message, lower is better\n"
+            f"({args['conns']} connections x {args['inflight']} in flight, {args['loop']}"
+            f"{', TLS' if args.get('tls') else ''}, server alone on one core)"
+        ),
+        categories=[f"{size:,} B" for size in sizes],
+        series=series,
+        ylabel="µs of server CPU per message",
+        machine=f"{machine['platform']}, Python {machine['python']}, wsframe {machine['wsframe']}",
+        when=report.get("date"),
+    )
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":
