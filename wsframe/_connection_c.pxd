@@ -40,6 +40,7 @@ cdef class Connection:
     cdef public CCounters counters
     cdef public bint defer_failure
     cdef public object deflate
+    cdef public object frame_logger
     cdef public object error
     cdef public bint fragments
     cdef public bint hold_pongs

@@ -21,6 +21,7 @@ from .codec import FrameDecoder, encode_frame
 from .counters import utf8_length
 from .errors import InvalidState, ProtocolError, drop_traceback
 from .events import BinaryMessage, CloseReceived, Event, Ping, Pong, TextMessage
+from .framelog import log_frame
 from .ratelimit import TokenBucket
 from .state import State
 
@@ -111,6 +112,7 @@ class Connection:
         "counters",
         "defer_failure",
         "deflate",
+        "frame_logger",
         "error",
         "fragments",
         "hold_pongs",
@@ -156,6 +158,9 @@ class Connection:
         #: Where messages, frames, pings and pongs are counted (the driver's
         #: :class:`~wsframe.stats.Counters`), or None: not counted.
         self.counters: Optional[Counters] = None
+        #: Where every frame received and sent is logged at DEBUG (a logger or
+        #: adapter, see :mod:`wsframe.framelog`), or None: not logged.
+        self.frame_logger: Any = None
         #: While true, automatic pongs are not queued: only the most recent
         #: ping's is kept, for :meth:`release_pong` (RFC 6455 §5.5.3). A driver
         #: sets it while the peer does not read what is sent to it, so that a
@@ -280,6 +285,8 @@ class Connection:
             self._out.append(self._encode(opcode, data))
             return
         deflate = self.deflate
+        if self.frame_logger is not None:
+            log_frame(self.frame_logger, ">", opcode, False, deflate is not None, data)
         if deflate is None:
             frame = encode_frame(opcode, data, fin=False, mask=self._mask())
         else:
@@ -294,6 +301,8 @@ class Connection:
     def _encode(self, opcode: int, data: Any) -> bytes:
         """The frame of one whole message (compressed if deflate was agreed)."""
         deflate = self.deflate
+        if self.frame_logger is not None:
+            log_frame(self.frame_logger, ">", opcode, True, deflate is not None, data)
         if deflate is None:
             return encode_frame(opcode, data, mask=self._mask())
         if isinstance(data, str):
@@ -354,6 +363,9 @@ class Connection:
             if counters is not None:
                 counters.frames_sent += 1
                 counters.message_sent(message)
+            if self.frame_logger is not None:
+                opcode = _OP_TEXT if type(message) is str else _OP_BINARY
+                log_frame(self.frame_logger, ">", opcode, True, key is not None, message)
         return frame
 
     def send_continuation(self, data: Any, fin: bool) -> None:
@@ -369,6 +381,8 @@ class Connection:
         if counters is not None:
             counters.frames_sent += 1
             _count_sent(counters, self._tx_opcode, data, fin)
+        if self.frame_logger is not None:
+            log_frame(self.frame_logger, ">", _OP_CONT, fin, False, data)
         if self._tx_compressed and self.deflate is not None:
             data = self.deflate.compress_fragment(data, fin)
         self._out.append(encode_frame(_OP_CONT, data, fin=fin, mask=self._mask()))
@@ -380,6 +394,8 @@ class Connection:
         """Send a ping (at most 125 bytes of payload)."""
         self._check_open()
         self._out.append(encode_frame(_OP_PING, payload, mask=self._mask()))
+        if self.frame_logger is not None:
+            log_frame(self.frame_logger, ">", _OP_PING, True, False, payload)
         counters = self.counters
         if counters is not None:
             counters.frames_sent += 1
@@ -399,6 +415,8 @@ class Connection:
 
     def _queue_pong(self, payload: Any) -> None:
         self._out.append(encode_frame(_OP_PONG, payload, mask=self._mask()))
+        if self.frame_logger is not None:
+            log_frame(self.frame_logger, ">", _OP_PONG, True, False, payload)
         counters = self.counters
         if counters is not None:
             counters.frames_sent += 1
@@ -430,6 +448,8 @@ class Connection:
 
     def _send_close(self, payload: bytes, code: Optional[int], reason: str) -> None:
         self._out.append(encode_frame(_OP_CLOSE, payload, mask=self._mask()))
+        if self.frame_logger is not None:
+            log_frame(self.frame_logger, ">", _OP_CLOSE, True, False, payload)
         if self.counters is not None:
             self.counters.frames_sent += 1
         self.close_sent = (code, reason)
@@ -513,6 +533,11 @@ class Connection:
         counters = self.counters
         if counters is not None:
             counters.frames_received += len(frames)
+        if self.frame_logger is not None:
+            for frame in frames:
+                log_frame(
+                    self.frame_logger, "<", frame.opcode, frame.fin, frame.rsv1, frame.payload
+                )
         if self._paused:
             # Keep the frames as they are (compressed payloads stay
             # compressed) until resume(): at most what one read brought.

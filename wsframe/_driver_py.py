@@ -35,6 +35,7 @@ from .events import (
     TextFragment,
     TextMessage,
 )
+from .framelog import FrameLogger, log_frame
 from .state import State
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ _ZERO_COPY_SIZE = 16 * 1024
 _READ_BUFFER_SIZE = 256 * 1024
 _thread_state = threading.local()
 _INFO = logging.INFO
+_DEBUG = logging.DEBUG
 _server_logger = logging.getLogger("wsframe.server")
 _client_logger = logging.getLogger("wsframe.client")
 _connection_ids = itertools.count(1)
@@ -299,6 +301,10 @@ class DriverCore:
         self._started_at = time.monotonic()
         if self.remote_address is None:
             self.remote_address = transport.get_extra_info("peername")
+        logger = _server_logger if self.conn.is_server else _client_logger
+        if logger.isEnabledFor(_DEBUG):
+            # Frames logged for this connection's life (see wsframe.framelog).
+            self.conn.frame_logger = FrameLogger(logger, {"connection": self.connection_id})
         transport.set_write_buffer_limits(self.conn.options.write_limit)
         self.flush()  # a client's request
 
@@ -508,6 +514,8 @@ class DriverCore:
             self.flush()
             header = encode_frame_header(2, len(message))
             transport.writelines([header, message])
+            if conn.frame_logger is not None:
+                log_frame(conn.frame_logger, ">", 2, True, False, message)
             counters = self.counters
             counters.messages_sent_binary += 1
             counters.message_bytes_sent += len(message)
