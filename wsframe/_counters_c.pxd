@@ -3,6 +3,7 @@
 
 cpdef Py_ssize_t utf8_length(str text)
 cdef Py_ssize_t _bucket(tuple bounds, double value)
+cdef _count_code(dict counts, object code)
 
 
 cdef class Counters:

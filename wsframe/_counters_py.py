@@ -11,8 +11,21 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-__all__ = ["HANDSHAKE_BUCKETS", "LIMIT_CAUSES", "RTT_BUCKETS", "Counters", "utf8_length"]
+__all__ = [
+    "HANDSHAKE_BUCKETS",
+    "LIMIT_CAUSES",
+    "MAX_CLOSE_CODES",
+    "OTHER_CODES",
+    "RTT_BUCKETS",
+    "Counters",
+    "utf8_length",
+]
 
+#: Distinct close codes counted one by one; beyond them (a peer may send any
+#: of 3000-4999), codes are counted together under :data:`OTHER_CODES`.
+MAX_CLOSE_CODES = 64
+#: The key of the codes beyond :data:`MAX_CLOSE_CODES` (0 is no close code).
+OTHER_CODES = 0
 #: Upper bounds (seconds) of the ping round-trip histogram's buckets.
 RTT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 #: Upper bounds (seconds) of the opening handshake duration's buckets.
@@ -87,7 +100,9 @@ class Counters:
         #: peer did (the write buffer over ``write_limit``).
         self.reading_pauses = 0
         self.writing_pauses = 0
-        #: Close frames sent and received, by close code (None: no code).
+        #: Close frames sent and received, by close code (None: no code;
+        #: :data:`OTHER_CODES`: any code beyond the first
+        #: :data:`MAX_CLOSE_CODES` distinct ones).
         self.close_codes_sent: dict[Optional[int], int] = {}
         self.close_codes_received: dict[Optional[int], int] = {}
         #: Connections closed, by ``(cause, clean)`` (see
@@ -156,10 +171,9 @@ class Counters:
         key = (cause, clean)
         self.closes[key] = self.closes.get(key, 0) + 1
         if sent is not None:
-            self.close_codes_sent[sent[0]] = self.close_codes_sent.get(sent[0], 0) + 1
+            _count_code(self.close_codes_sent, sent[0])
         if received is not None:
-            code = received[0]
-            self.close_codes_received[code] = self.close_codes_received.get(code, 0) + 1
+            _count_code(self.close_codes_received, received[0])
 
     def count_response(self, status: int) -> None:
         """The handshake was answered with ``status`` instead of an upgrade."""
@@ -168,6 +182,12 @@ class Counters:
     def count_violation(self, kind: str) -> None:
         """A peer went over a limit of the ``kind`` given."""
         self.limit_violations[kind] = self.limit_violations.get(kind, 0) + 1
+
+
+def _count_code(counts: dict[Optional[int], int], code: Optional[int]) -> None:
+    if code not in counts and len(counts) >= MAX_CLOSE_CODES:
+        code = OTHER_CODES
+    counts[code] = counts.get(code, 0) + 1
 
 
 def _bucket(bounds: tuple[float, ...], value: float) -> int:

@@ -765,8 +765,6 @@ class DriverCore:
             response = getattr(conn, "response", None)
             if response is not None:
                 counters.count_response(response.status)
-                if response.status == 503:
-                    counters.count_violation("too_many_connections")
             elif conn.error is None:
                 counters.handshakes_abandoned += 1
             return

@@ -35,7 +35,8 @@ sent)
 ``wsframe_deflate_compressed_bytes_total``     counter    ``direction`` (received,
                                                           sent)
 ``wsframe_deflate_uncompressed_bytes_total``   counter    ``direction``
-``wsframe_close_frames_sent_total``            counter    ``code`` (``none``: no code)
+``wsframe_close_frames_sent_total``            counter    ``code`` (``none``: no code,
+                                                          ``other``: beyond 64 codes)
 ``wsframe_close_frames_received_total``        counter    ``code``
 ``wsframe_limit_violations_total``             counter    ``kind``
 ``wsframe_broadcast_skipped_total``            counter
@@ -296,7 +297,7 @@ def stats_metrics(groups: Iterable[tuple[Mapping[str, str], Mapping[str, Stats]]
                         name,
                         "Close frames, by close code.",
                         count,
-                        code="none" if code is None else str(code),
+                        code="none" if code is None else "other" if code == 0 else str(code),
                     )
             for kind, count in sorted(s.limit_violations.items()):
                 add(

@@ -146,3 +146,33 @@ def test_stats_directory_shares_workers_numbers(tmp_path: pathlib.Path) -> None:
     stale = StatsDirectory(str(tmp_path), worker="1", source=one.source, stale_after=-1.0)
     assert stale.read() == {}
     assert one.total("client").messages_received == 0
+
+
+def test_close_codes_a_peer_chooses_are_bounded() -> None:
+    counters = Counters("server")
+    for code in range(3000, 3200):  # a peer may send any of 3000-4999
+        counters.count_close("peer", True, (code, ""), (code, ""))
+    stats = Stats.of([counters])
+    assert len(stats.close_codes_received) == 65  # 64 codes and "the others"
+    assert stats.close_codes_received[0] == 200 - 64
+    assert sum(stats.close_codes_sent.values()) == 200
+
+
+@async_test
+async def test_refusals_over_max_connections_are_counted() -> None:
+    from wsframe.errors import InvalidHandshake
+
+    server = await start(echo, max_connections=1)
+    try:
+        async with connect(uri(server)):
+            with pytest.raises(InvalidHandshake) as info:
+                async with connect(uri(server)):
+                    pass
+            assert info.value.status == 503
+        await eventually(lambda: server.stats().connections_closed == 1)
+    finally:
+        await server.close()
+    stats = server.stats()
+    assert stats.responses == {503: 1}
+    assert stats.connections_refused == 1
+    assert stats.limit_violations == {"too_many_connections": 1}

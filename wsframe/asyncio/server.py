@@ -111,6 +111,7 @@ class _ServerWebSocket(WebSocket):
 
     def handle_request(self, request: HttpRequest) -> None:
         if self._busy:
+            self.counters.count_violation("too_many_connections")
             self._respond(_BUSY)
             return
         process_request = self._server.process_request

@@ -244,6 +244,8 @@ class Server:
     def _answer(self, ws: WebSocket, conn: ServerConnection, busy: bool) -> bool:
         """Accept the request, or answer it otherwise; whether the connection opened."""
         answer: Optional[HTTPAnswer] = _BUSY if busy else None
+        if busy:
+            ws.counters.count_violation("too_many_connections")
         if answer is None and self.process_request is not None:
             try:
                 answer = self.process_request(ws, conn.request)  # type: ignore[arg-type]
