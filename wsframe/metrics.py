@@ -140,40 +140,48 @@ def _reader(source: Optional[Source]) -> Callable[[], Mapping[str, Stats]]:
     raise TypeError(f"cannot collect metrics from {source!r}")
 
 
+Family = Union[CounterMetricFamily, GaugeMetricFamily]
+
+
 class _Families:
     """Metric families by name, created on first use, with their label names."""
 
     def __init__(self) -> None:
-        self.families: dict[str, Metric] = {}
+        #: Every family, in the order first seen.
+        self.families: list[Metric] = []
+        self._values: dict[str, Family] = {}
+        self._histograms: dict[str, HistogramMetricFamily] = {}
 
     def add(
         self,
-        kind: type[Metric],
+        kind: type[Family],
         name: str,
         documentation: str,
         labels: Mapping[str, str],
         value: float,
     ) -> None:
-        family = self.families.get(name)
+        family = self._values.get(name)
         if family is None:
-            family = self.families[name] = kind(name, documentation, labels=list(labels))  # type: ignore[call-arg]
-        family.add_metric(list(labels.values()), value)  # type: ignore[attr-defined]
+            family = self._values[name] = kind(name, documentation, labels=list(labels))
+            self.families.append(family)
+        family.add_metric(list(labels.values()), value)
 
     def histogram(
         self, name: str, documentation: str, labels: Mapping[str, str], histogram: Histogram
     ) -> None:
-        family = self.families.get(name)
+        family = self._histograms.get(name)
         if family is None:
-            family = self.families[name] = HistogramMetricFamily(
+            family = self._histograms[name] = HistogramMetricFamily(
                 name, documentation, labels=list(labels)
             )
+            self.families.append(family)
         cumulative = 0
         buckets: list[tuple[str, float]] = []
         for bound, count in zip(histogram.bounds, histogram.counts):
             cumulative += count
             buckets.append((repr(float(bound)), cumulative))
         buckets.append(("+Inf", histogram.count))
-        family.add_metric(list(labels.values()), buckets, histogram.sum)  # type: ignore[attr-defined]
+        family.add_metric(list(labels.values()), buckets, histogram.sum)
 
 
 def stats_metrics(groups: Iterable[tuple[Mapping[str, str], Mapping[str, Stats]]]) -> list[Metric]:
@@ -185,7 +193,7 @@ def stats_metrics(groups: Iterable[tuple[Mapping[str, str], Mapping[str, Stats]]
             labels = {**base, "side": side}
 
             def add(
-                family_type: type[Metric],
+                family_type: type[Family],
                 name: str,
                 doc: str,
                 value: float,
@@ -328,7 +336,7 @@ def stats_metrics(groups: Iterable[tuple[Mapping[str, str], Mapping[str, Stats]]
             out.histogram(
                 "wsframe_ping_rtt_seconds", "Heartbeat ping round trips.", labels, s.ping_rtt
             )
-    return list(out.families.values())
+    return out.families
 
 
 def new_registry(source: Optional[Source] = None, **labels: str) -> CollectorRegistry:
