@@ -206,8 +206,8 @@ class Stats:
 
     @classmethod
     def of(cls, counters: Iterable[Counters]) -> Stats:
-        """The sum of what the given counters counted (read now)."""
-        items = list(counters)
+        """The sum of what the given counters counted (read now; none: all zero)."""
+        items = list(counters) or [Counters()]
         values: dict[str, object] = {}
         for field in dataclasses.fields(cls):
             name = field.name
@@ -234,8 +234,10 @@ class Stats:
 
     @classmethod
     def merge(cls, items: Iterable[Stats]) -> Stats:
-        """The sum of several snapshots (e.g. one per worker process)."""
+        """The sum of several snapshots (e.g. one per worker process; none: all zero)."""
         snapshots = list(items)
+        if not snapshots:
+            return cls.of([])
         values: dict[str, object] = {}
         for field in dataclasses.fields(cls):
             name = field.name
@@ -374,5 +376,4 @@ class StatsDirectory:
 
     def total(self, side: Side = "server") -> Stats:
         """The sum over every live worker of one ``side``."""
-        snapshots = [by_side[side] for by_side in self.read().values() if side in by_side]
-        return Stats.merge(snapshots) if snapshots else Stats.of([Counters(side)])
+        return Stats.merge(by_side[side] for by_side in self.read().values() if side in by_side)

@@ -41,6 +41,7 @@ def test_a_snapshot_is_frozen_and_sums() -> None:
     assert total.ping_rtt.quantile(1.0) == float("inf")
     with pytest.raises(dataclasses.FrozenInstanceError):
         total.connections_open = 1  # type: ignore[misc]
+    assert Stats.of([]).messages_received == Stats.merge([]).connections_open == 0
     again = Stats.from_json(total.to_json())
     assert again == total
     assert Stats.merge([again, again]).messages_received == 10
