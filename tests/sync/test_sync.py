@@ -7,8 +7,10 @@ down in ``finally``) and runs on both twins like the rest of the suite.
 from __future__ import annotations
 
 import array
+import contextlib
 import http.client
 import os
+import platform
 import signal
 import socket
 import ssl
@@ -16,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
 
@@ -558,11 +561,13 @@ class TestServer:
 class TestInterop:
     def test_websockets_sync_client_against_the_sync_server(self) -> None:
         sync_client = pytest.importorskip("websockets.sync.client")
-        with running() as server, sync_client.connect(uri(server), open_timeout=STEP) as ws:
-            ws.send("peer")
-            assert ws.recv(timeout=STEP) == "peer"
-            ws.send(b"\x01" * 100_000)
-            assert ws.recv(timeout=STEP) == b"\x01" * 100_000
+        with running() as server, _pypy_join_race_tolerated():
+            with sync_client.connect(uri(server), open_timeout=STEP) as ws:
+                ws.send("peer")
+                assert ws.recv(timeout=STEP) == "peer"
+                ws.send(b"\x01" * 100_000)
+                assert ws.recv(timeout=STEP) == b"\x01" * 100_000
+            assert ws.close_code == 1000
 
     def test_sync_client_against_a_websockets_server(self) -> None:
         sync_server = pytest.importorskip("websockets.sync.server")
@@ -585,6 +590,26 @@ class TestInterop:
             finally:
                 peer_server.shutdown()
                 thread.join(STEP)
+
+
+@contextlib.contextmanager
+def _pypy_join_race_tolerated() -> Iterator[None]:
+    """Let websockets' sync client close through PyPy's Thread.join race.
+
+    websockets' ``close()`` joins its reader thread; on PyPy before the fix of
+    pypy/pypy#5079 (PR #5080, after 7.3.17) ``Thread.join()`` may raise
+    ``RuntimeError: cannot release un-acquired lock`` once the thread has
+    ended (websockets hit it too: python-websockets/websockets#1314). That
+    error alone is let through; an error it interrupted is raised, and so is
+    anything else.
+    """
+    try:
+        yield
+    except RuntimeError as exc:
+        if not (platform.python_implementation() == "PyPy" and "un-acquired lock" in str(exc)):
+            raise
+        if exc.__context__ is not None:
+            raise exc.__context__ from None
 
 
 def test_invalid_uri() -> None:
