@@ -46,4 +46,5 @@ cdef class Counters:
     cdef public double handshake_sum
 
     cpdef message_received(self, object message)
+    cpdef add(self, Counters other)
     cpdef message_sent(self, object message)

@@ -183,6 +183,55 @@ class Counters:
         """A peer went over a limit of the ``kind`` given."""
         self.limit_violations[kind] = self.limit_violations.get(kind, 0) + 1
 
+    def add(self, other: Counters) -> None:
+        """Add what ``other`` counted to these counters (its gauge too)."""
+        for name in _NUMBERS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for name in _BY_KEY:
+            mine = getattr(self, name)
+            for key, count in getattr(other, name).items():
+                mine[key] = mine.get(key, 0) + count
+        for name in ("rtt_buckets", "handshake_buckets"):
+            mine = getattr(self, name)
+            for index, count in enumerate(getattr(other, name)):
+                mine[index] += count
+
+
+#: The numeric fields of :class:`Counters` (what :meth:`Counters.add` sums).
+_NUMBERS = (
+    "connections_open",
+    "connections_accepted",
+    "connections_closed",
+    "handshakes_abandoned",
+    "messages_received_text",
+    "messages_received_binary",
+    "message_bytes_received",
+    "messages_sent_text",
+    "messages_sent_binary",
+    "message_bytes_sent",
+    "bytes_received",
+    "bytes_sent",
+    "frames_received",
+    "frames_sent",
+    "pings_received",
+    "pongs_received",
+    "pings_sent",
+    "pongs_sent",
+    "compressed_bytes_received",
+    "decompressed_bytes_received",
+    "uncompressed_bytes_sent",
+    "compressed_bytes_sent",
+    "reading_pauses",
+    "writing_pauses",
+    "broadcast_skipped",
+    "rtt_count",
+    "rtt_sum",
+    "handshake_count",
+    "handshake_sum",
+)
+#: Its counts by key.
+_BY_KEY = ("close_codes_sent", "close_codes_received", "closes", "responses", "limit_violations")
+
 
 def _count_code(counts: dict[Optional[int], int], code: Optional[int]) -> None:
     if code not in counts and len(counts) >= MAX_CLOSE_CODES:

@@ -42,6 +42,7 @@ __all__ = [
     "new_counters",
     "process_stats",
     "registered_counters",
+    "retire_counters",
 ]
 
 Side = Literal["server", "client"]
@@ -62,20 +63,40 @@ CLOSE_CAUSES = (
 #: The kinds of limit violations counted.
 LIMIT_KINDS = (*sorted(LIMIT_CAUSES), "too_many_connections")
 
-_registry: list[Counters] = [default_counters(True), default_counters(False)]
+_retired = {"server": Counters("server"), "client": Counters("client")}
+_registry: list[Counters] = [
+    default_counters(True),
+    default_counters(False),
+    _retired["server"],
+    _retired["client"],
+]
 _registry_lock = threading.Lock()
 
 
 def new_counters(side: Side = "server") -> Counters:
     """New counters for a group of connections, counted in :func:`process_stats`.
 
-    Each server makes its own. They stay registered for the life of the
-    process, so that the process's totals never go down when a server closes.
+    Each server makes its own, and hands it to :func:`retire_counters` once
+    closed.
     """
     counters = Counters(side)
     with _registry_lock:
         _registry.append(counters)
     return counters
+
+
+def retire_counters(counters: Counters) -> None:
+    """A server closed: keep what it counted in the process's totals, forget it.
+
+    Its numbers are added to the process's totals for closed servers, so
+    that :func:`process_stats` never goes down, and the registry does not
+    grow with every server a process ever ran. ``counters`` stay readable
+    (``server.stats()``); what they count from now on is theirs alone.
+    """
+    with _registry_lock:
+        if counters in _registry:
+            _registry.remove(counters)
+            _retired[counters.side].add(counters)
 
 
 def registered_counters(side: Optional[Side] = None) -> list[Counters]:

@@ -177,3 +177,37 @@ async def test_refusals_over_max_connections_are_counted() -> None:
     assert stats.responses == {503: 1}
     assert stats.connections_refused == 1
     assert stats.limit_violations == {"too_many_connections": 1}
+
+
+@async_test
+async def test_a_closed_server_stays_in_the_process_totals_not_in_the_registry() -> None:
+    from wsframe.stats import registered_counters
+
+    before = process_stats("server").messages_received
+    server = await start(echo)
+    assert server.counters in registered_counters("server")
+    try:
+        async with connect(uri(server)) as ws:
+            await ws.send("x")
+            await within(ws.recv())
+        await eventually(lambda: server.stats().connections_closed == 1)
+    finally:
+        await server.close()
+    assert server.counters not in registered_counters("server")
+    assert server.stats().messages_received == 1  # still readable
+    assert process_stats("server").messages_received - before == 1
+
+
+def test_counters_add() -> None:
+    a, b = Counters("server"), Counters("server")
+    b.messages_received_text = 4
+    b.count_close("peer", True, (1000, ""), None)
+    b.observe_rtt(0.001)
+    b.rtt_sum = 0.5
+    a.add(b)
+    a.add(b)
+    stats = Stats.of([a])
+    assert stats.messages_received_text == 8
+    assert stats.closes == {("peer", True): 2}
+    assert stats.ping_rtt.count == 2 and stats.ping_rtt.sum == 1.0
+    assert stats.connections_open == -2  # the gauge adds too (count_close without an open)

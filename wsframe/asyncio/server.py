@@ -17,7 +17,7 @@ from ..events import Event, Rejected
 from ..handshake import HTTPAnswer, OriginPolicy, OriginsLike, http_answer
 from ..handshake import Request as HttpRequest
 from ..options import DEFAULT_OPEN_TIMEOUT, Options
-from ..stats import Counters, Stats, new_counters
+from ..stats import Counters, Stats, new_counters, retire_counters
 from .connection import Listener, WebSocket
 from .keepalive import Heartbeat
 
@@ -347,6 +347,7 @@ class Server:
                 await asyncio.gather(*tasks, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
+        retire_counters(self.counters)  # into the process's totals
 
     async def wait_closed(self) -> None:
         """Wait until the server is closed."""

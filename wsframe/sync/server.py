@@ -24,7 +24,7 @@ from ..handshake import HTTPAnswer, OriginPolicy, OriginsLike, http_answer
 from ..handshake import Request as HttpRequest
 from ..options import Options
 from ..state import State
-from ..stats import Counters, Stats, new_counters
+from ..stats import Counters, Stats, new_counters, retire_counters
 from .connection import WebSocket
 from .keepalive import Heartbeat
 from .transport import set_no_delay
@@ -328,6 +328,7 @@ class Server:
                 self._accepting.release()
             self._wake_r.close()
             self._wake_w.close()
+            retire_counters(self.counters)  # into the process's totals
             self._stopped.set()
 
     def wait_closed(self, timeout: Optional[float] = None) -> bool:
