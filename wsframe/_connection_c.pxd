@@ -67,6 +67,7 @@ cdef class Connection:
     cpdef release_pong(self)
     @cython.locals(counters=CCounters)
     cdef _queue_pong(self, object payload)
+    cdef inline _sent_frame(self, int opcode, bint fin, bint rsv1, object payload)
     cdef bint _answers_pings(self)
     cdef _send_close(self, bytes payload, object code, str reason)
     cpdef bint receive_data(self, object data, object size=*)

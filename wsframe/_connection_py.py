@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, Union
 from .assembler import MessageAssembler, invalid_utf8
 from .closing import close_payload, failure_reason, parse_close
 from .codec import FrameDecoder, encode_frame
-from .counters import utf8_length
+from .counters import payload_size
 from .errors import InvalidState, ProtocolError, drop_traceback
 from .events import BinaryMessage, CloseReceived, Event, Ping, Pong, TextMessage
 from .framelog import log_frame
@@ -279,14 +279,12 @@ class Connection:
         self._check_no_fragments()
         counters = self.counters
         if counters is not None:
-            counters.frames_sent += 1
             _count_sent(counters, opcode, data, fin)
         if fin:
             self._out.append(self._encode(opcode, data))
             return
         deflate = self.deflate
-        if self.frame_logger is not None:
-            log_frame(self.frame_logger, ">", opcode, False, deflate is not None, data)
+        self._sent_frame(opcode, False, deflate is not None, data)
         if deflate is None:
             frame = encode_frame(opcode, data, fin=False, mask=self._mask())
         else:
@@ -301,8 +299,7 @@ class Connection:
     def _encode(self, opcode: int, data: Any) -> bytes:
         """The frame of one whole message (compressed if deflate was agreed)."""
         deflate = self.deflate
-        if self.frame_logger is not None:
-            log_frame(self.frame_logger, ">", opcode, True, deflate is not None, data)
+        self._sent_frame(opcode, True, deflate is not None, data)
         if deflate is None:
             return encode_frame(opcode, data, mask=self._mask())
         if isinstance(data, str):
@@ -322,8 +319,7 @@ class Connection:
             self._check_no_fragments()
         counters = self.counters
         if counters is not None:
-            counters.frames_sent += 1
-            if type(data) is bytes:
+            if type(data) is bytes:  # message_sent() inlined: the echo's path
                 counters.messages_sent_binary += 1
                 counters.message_bytes_sent += len(data)
             else:
@@ -359,13 +355,10 @@ class Connection:
         if frame is None:
             frame = shared[key] = self.encode_message(message)
         else:
-            counters = self.counters
-            if counters is not None:
-                counters.frames_sent += 1
-                counters.message_sent(message)
-            if self.frame_logger is not None:
-                opcode = _OP_TEXT if type(message) is str else _OP_BINARY
-                log_frame(self.frame_logger, ">", opcode, True, key is not None, message)
+            if self.counters is not None:
+                self.counters.message_sent(message)
+            opcode = _OP_TEXT if type(message) is str else _OP_BINARY
+            self._sent_frame(opcode, True, key is not None, message)
         return frame
 
     def send_continuation(self, data: Any, fin: bool) -> None:
@@ -379,10 +372,8 @@ class Connection:
             data = data.encode()
         counters = self.counters
         if counters is not None:
-            counters.frames_sent += 1
             _count_sent(counters, self._tx_opcode, data, fin)
-        if self.frame_logger is not None:
-            log_frame(self.frame_logger, ">", _OP_CONT, fin, False, data)
+        self._sent_frame(_OP_CONT, fin, False, data)
         if self._tx_compressed and self.deflate is not None:
             data = self.deflate.compress_fragment(data, fin)
         self._out.append(encode_frame(_OP_CONT, data, fin=fin, mask=self._mask()))
@@ -394,12 +385,9 @@ class Connection:
         """Send a ping (at most 125 bytes of payload)."""
         self._check_open()
         self._out.append(encode_frame(_OP_PING, payload, mask=self._mask()))
-        if self.frame_logger is not None:
-            log_frame(self.frame_logger, ">", _OP_PING, True, False, payload)
-        counters = self.counters
-        if counters is not None:
-            counters.frames_sent += 1
-            counters.pings_sent += 1
+        self._sent_frame(_OP_PING, True, False, payload)
+        if self.counters is not None:
+            self.counters.pings_sent += 1
 
     def send_pong(self, payload: Any = b"") -> None:
         """Send an unsolicited pong or answer a ping (with ``auto_pong=False``)."""
@@ -415,12 +403,16 @@ class Connection:
 
     def _queue_pong(self, payload: Any) -> None:
         self._out.append(encode_frame(_OP_PONG, payload, mask=self._mask()))
+        self._sent_frame(_OP_PONG, True, False, payload)
+        if self.counters is not None:
+            self.counters.pongs_sent += 1
+
+    def _sent_frame(self, opcode: int, fin: bool, rsv1: bool, payload: Any) -> None:
+        """A frame goes out: count it, and log it when frames are logged."""
+        if self.counters is not None:
+            self.counters.frames_sent += 1
         if self.frame_logger is not None:
-            log_frame(self.frame_logger, ">", _OP_PONG, True, False, payload)
-        counters = self.counters
-        if counters is not None:
-            counters.frames_sent += 1
-            counters.pongs_sent += 1
+            log_frame(self.frame_logger, ">", opcode, fin, rsv1, payload)
 
     def _answers_pings(self) -> bool:
         """Whether a ping is still answered: RFC 6455 §5.5.2 requires a pong
@@ -448,10 +440,7 @@ class Connection:
 
     def _send_close(self, payload: bytes, code: Optional[int], reason: str) -> None:
         self._out.append(encode_frame(_OP_CLOSE, payload, mask=self._mask()))
-        if self.frame_logger is not None:
-            log_frame(self.frame_logger, ">", _OP_CLOSE, True, False, payload)
-        if self.counters is not None:
-            self.counters.frames_sent += 1
+        self._sent_frame(_OP_CLOSE, True, False, payload)
         self.close_sent = (code, reason)
 
     # --------------------------------------------------------------- receiving
@@ -739,9 +728,7 @@ class Connection:
             counters = self.counters
             if counters is not None:
                 data = result.data
-                counters.message_bytes_received += (
-                    utf8_length(data) if type(data) is str else len(data)
-                )
+                counters.message_bytes_received += payload_size(data)
                 if result.final:
                     if type(data) is str:
                         counters.messages_received_text += 1
@@ -792,12 +779,7 @@ class Connection:
 
 def _count_sent(counters: Counters, opcode: int, data: Any, fin: bool) -> None:
     """Count one frame's data of a message sent with the queueing API."""
-    if type(data) is str:
-        counters.message_bytes_sent += utf8_length(data)
-    elif type(data) is bytes:
-        counters.message_bytes_sent += len(data)
-    else:
-        counters.message_bytes_sent += memoryview(data).nbytes
+    counters.message_bytes_sent += payload_size(data)
     if fin:
         if opcode == _OP_TEXT:
             counters.messages_sent_text += 1

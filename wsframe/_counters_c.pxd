@@ -2,6 +2,7 @@
 # Python mode: setup.py copies the source to _counters_c.py beside this file).
 
 cpdef Py_ssize_t utf8_length(str text)
+cpdef Py_ssize_t payload_size(object data)
 cdef Py_ssize_t _bucket(tuple bounds, double value)
 cdef _count_code(dict counts, object code)
 

@@ -18,6 +18,7 @@ __all__ = [
     "OTHER_CODES",
     "RTT_BUCKETS",
     "Counters",
+    "payload_size",
     "utf8_length",
 ]
 
@@ -40,6 +41,15 @@ def utf8_length(text: str) -> int:
     if text.isascii():
         return len(text)
     return len(text.encode("utf-8", "surrogatepass"))
+
+
+def payload_size(data: Any) -> int:
+    """Bytes of a payload: ``str`` as UTF-8, any bytes-like object by its buffer."""
+    if type(data) is bytes:
+        return len(data)
+    if type(data) is str:
+        return utf8_length(data)
+    return memoryview(data).nbytes
 
 
 class Counters:
@@ -129,22 +139,17 @@ class Counters:
         """Count a message received (``str`` text, else binary)."""
         if type(message) is str:
             self.messages_received_text += 1
-            self.message_bytes_received += utf8_length(message)
         else:
             self.messages_received_binary += 1
-            self.message_bytes_received += len(message)
+        self.message_bytes_received += payload_size(message)
 
     def message_sent(self, message: Any) -> None:
         """Count a message sent (``str`` text, else binary)."""
         if type(message) is str:
             self.messages_sent_text += 1
-            self.message_bytes_sent += utf8_length(message)
         else:
             self.messages_sent_binary += 1
-            if type(message) is bytes:
-                self.message_bytes_sent += len(message)
-            else:
-                self.message_bytes_sent += memoryview(message).nbytes
+        self.message_bytes_sent += payload_size(message)
 
     def observe_rtt(self, seconds: float) -> None:
         """A heartbeat ping's round trip took ``seconds``."""

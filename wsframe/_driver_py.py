@@ -301,7 +301,7 @@ class DriverCore:
         self._started_at = time.monotonic()
         if self.remote_address is None:
             self.remote_address = transport.get_extra_info("peername")
-        logger = _server_logger if self.conn.is_server else _client_logger
+        logger = _logger(self.conn.is_server)
         if logger.isEnabledFor(_DEBUG):
             # Frames logged for this connection's life (see wsframe.framelog).
             self.conn.frame_logger = FrameLogger(logger, {"connection": self.connection_id})
@@ -470,7 +470,7 @@ class DriverCore:
         counters.connections_open += 1
         counters.connections_accepted += 1
         counters.observe_handshake(time.monotonic() - self._started_at)
-        logger = _server_logger if self.conn.is_server else _client_logger
+        logger = _logger(self.conn.is_server)
         if logger.isEnabledFor(_INFO):
             logger.info(
                 "connection %d open: %s",
@@ -750,12 +750,10 @@ class DriverCore:
         For a driver or an application closing for a reason of its own
         (e.g. ``"handler_error"`` before closing with 1011). Only the first
         cause given while the connection is open counts; a limit's name is
-        counted as a limit violation too.
+        counted as a limit violation too (when the connection ends).
         """
         if self._cause is None and self.conn.state is _OPEN:
             self._cause = cause
-            if cause in LIMIT_CAUSES:
-                self.counters.count_violation(cause)
 
     def count_end(self) -> None:
         """The transport is gone: count how the connection ended and log it."""
@@ -769,11 +767,11 @@ class DriverCore:
                 counters.handshakes_abandoned += 1
             return
         cause = self.close_cause
-        if cause in LIMIT_CAUSES and self._cause is None:
+        if cause in LIMIT_CAUSES:
             counters.count_violation(cause)
         clean = conn.was_clean
         counters.count_close(cause, clean, conn.close_sent, conn.close_received)
-        logger = _server_logger if conn.is_server else _client_logger
+        logger = _logger(conn.is_server)
         if logger.isEnabledFor(_INFO):
             error = conn.error
             sent, received = conn.close_sent, conn.close_received
@@ -802,6 +800,11 @@ class DriverCore:
     def __repr__(self) -> str:
         side = "server" if self.conn.is_server else "client"
         return f"<{type(self).__name__} {side} {self.state.name}>"
+
+
+def _logger(is_server: bool) -> logging.Logger:
+    """``wsframe.server`` or ``wsframe.client``: where a connection logs."""
+    return _server_logger if is_server else _client_logger
 
 
 def _code(frame: Optional[tuple[Optional[int], str]]) -> str:

@@ -14,13 +14,28 @@ from typing import TYPE_CHECKING
 from . import _implementation
 
 if TYPE_CHECKING:
-    from ._counters_py import HANDSHAKE_BUCKETS, LIMIT_CAUSES, RTT_BUCKETS, Counters, utf8_length
+    from ._counters_py import (
+        HANDSHAKE_BUCKETS,
+        LIMIT_CAUSES,
+        RTT_BUCKETS,
+        Counters,
+        payload_size,
+        utf8_length,
+    )
 else:
     _impl = _implementation.load("_counters")
     Counters = _impl.Counters
     utf8_length = _impl.utf8_length
+    payload_size = _impl.payload_size
     RTT_BUCKETS = _impl.RTT_BUCKETS
     HANDSHAKE_BUCKETS = _impl.HANDSHAKE_BUCKETS
     LIMIT_CAUSES = _impl.LIMIT_CAUSES
 
-__all__ = ["HANDSHAKE_BUCKETS", "LIMIT_CAUSES", "RTT_BUCKETS", "Counters", "utf8_length"]
+__all__ = [
+    "HANDSHAKE_BUCKETS",
+    "LIMIT_CAUSES",
+    "RTT_BUCKETS",
+    "Counters",
+    "payload_size",
+    "utf8_length",
+]

@@ -31,13 +31,11 @@ from __future__ import annotations
 import dataclasses
 import zlib
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Literal, NoReturn, Optional, Union
+from typing import Literal, NoReturn, Optional, Union
 
+from .counters import Counters, payload_size
 from .errors import InvalidHandshake, MessageTooBig, ProtocolError, drop_traceback
 from .typing import BytesLike
-
-if TYPE_CHECKING:
-    from .counters import Counters
 
 __all__ = [
     "DEFAULT_COMPRESS_LEVEL",
@@ -355,9 +353,7 @@ class PerMessageDeflate:
         out = compressor.compress(data) + compressor.flush(_SYNC_FLUSH)
         counters = self.counters
         if counters is not None:
-            counters.uncompressed_bytes_sent += (
-                len(data) if type(data) is bytes else memoryview(data).nbytes
-            )
+            counters.uncompressed_bytes_sent += payload_size(data)
             counters.compressed_bytes_sent += len(out) - (_TAIL_LEN if final else 0)
         if final:
             if self.local_no_context_takeover:

@@ -14,6 +14,8 @@ import logging
 from collections.abc import MutableMapping
 from typing import Any
 
+from .counters import payload_size
+
 __all__ = ["FrameLogger", "log_frame"]
 
 _NAMES = {0: "CONT", 1: "TEXT", 2: "BINARY", 8: "CLOSE", 9: "PING", 10: "PONG"}
@@ -35,10 +37,7 @@ def log_frame(
     logger: Any, direction: str, opcode: int, fin: bool, rsv1: bool, payload: Any
 ) -> None:
     """Log one frame (``direction``: ``"<"`` received, ``">"`` sent) at DEBUG."""
-    if type(payload) is str:
-        size = len(payload.encode("utf-8", "surrogatepass"))
-    else:
-        size = len(payload) if type(payload) is bytes else memoryview(payload).nbytes
+    size = payload_size(payload)
     if opcode == 1 and not rsv1:
         text = (
             payload

@@ -228,29 +228,25 @@ class Stats:
     @classmethod
     def of(cls, counters: Iterable[Counters]) -> Stats:
         """The sum of what the given counters counted (read now; none: all zero)."""
-        items = list(counters) or [Counters()]
+        total = Counters()
+        for item in counters:
+            total.add(item)  # a copy too: the snapshot shares nothing with live counters
         values: dict[str, object] = {}
         for field in dataclasses.fields(cls):
             name = field.name
             if name == "ping_rtt":
-                values[name] = Histogram.merge(
-                    Histogram(RTT_BUCKETS, tuple(c.rtt_buckets), c.rtt_count, c.rtt_sum)
-                    for c in items
+                values[name] = Histogram(
+                    RTT_BUCKETS, tuple(total.rtt_buckets), total.rtt_count, total.rtt_sum
                 )
             elif name == "handshake_duration":
-                values[name] = Histogram.merge(
-                    Histogram(
-                        HANDSHAKE_BUCKETS,
-                        tuple(c.handshake_buckets),
-                        c.handshake_count,
-                        c.handshake_sum,
-                    )
-                    for c in items
+                values[name] = Histogram(
+                    HANDSHAKE_BUCKETS,
+                    tuple(total.handshake_buckets),
+                    total.handshake_count,
+                    total.handshake_sum,
                 )
-            elif name in _DICTS:
-                values[name] = _added(dict(getattr(c, name)) for c in items)
             else:
-                values[name] = sum(getattr(c, name) for c in items)
+                values[name] = getattr(total, name)
         return cls(**values)  # type: ignore[arg-type]
 
     @classmethod
